@@ -103,6 +103,15 @@ pub fn decode_args<A: DeserializeOwned>(args: &[u8]) -> Result<A, Fault> {
     crate::codec::decode(args).map_err(|e| Fault::BadArguments(e.to_string()))
 }
 
+/// The value of a call to a method that has no application error.
+#[doc(hidden)]
+pub fn into_ok<T>(result: Result<T, NoError>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(never) => match never {},
+    }
+}
+
 /// Types that can travel by value to and from a remote object: anything serde can encode and decode.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be sent to or from a remote object",

@@ -1,0 +1,311 @@
+/// A calculator that lives in another process.
+pub trait Calculator {
+    /// Adds two numbers.
+    fn add(
+        &self,
+        a: i32,
+        b: i32,
+    ) -> impl ::rmi_runtime::__private::Future<
+        Output = i32,
+    > + ::rmi_runtime::__private::Send;
+    /// Divides, failing on a zero divisor.
+    fn div(
+        &self,
+        a: i32,
+        b: i32,
+    ) -> impl ::rmi_runtime::__private::Future<
+        Output = Result<i32, MathError>,
+    > + ::rmi_runtime::__private::Send;
+    fn reset(
+        &self,
+    ) -> impl ::rmi_runtime::__private::Future<
+        Output = (),
+    > + ::rmi_runtime::__private::Send;
+    fn history(
+        &self,
+    ) -> impl ::rmi_runtime::__private::Future<
+        Output = Vec<String>,
+    > + ::rmi_runtime::__private::Send;
+}
+/// Operations of the remote interface [`Calculator`], with their stable operation ids.
+#[derive(
+    ::rmi_runtime::__private::Clone,
+    ::rmi_runtime::__private::Copy,
+    ::rmi_runtime::__private::Debug,
+    ::rmi_runtime::__private::PartialEq,
+    ::rmi_runtime::__private::Eq,
+    ::rmi_runtime::__private::Hash
+)]
+pub enum CalculatorOp {
+    /// `add` (operation id 993596020)
+    Add,
+    /// `div` (operation id 3848448840)
+    Div,
+    /// `reset` (operation id 1695364032)
+    Reset,
+    /// `history` (operation id 7)
+    History,
+}
+#[automatically_derived]
+#[allow(unused_qualifications)]
+impl CalculatorOp {
+    /// Every operation, in declaration order.
+    pub const ALL: &'static [Self] = &[Self::Add, Self::Div, Self::Reset, Self::History];
+    /// The interface's name, id, version and operations.
+    pub const DESCRIPTOR: &'static ::rmi_runtime::__private::InterfaceDescriptor = &::rmi_runtime::__private::InterfaceDescriptor {
+        name: "Calculator",
+        id: ::rmi_runtime::__private::InterfaceId(12421800474900983181u64),
+        version: 2u32,
+        methods: &[
+            ::rmi_runtime::__private::MethodDescriptor {
+                name: "add",
+                op: ::rmi_runtime::__private::OpId(993596020u32),
+            },
+            ::rmi_runtime::__private::MethodDescriptor {
+                name: "div",
+                op: ::rmi_runtime::__private::OpId(3848448840u32),
+            },
+            ::rmi_runtime::__private::MethodDescriptor {
+                name: "reset",
+                op: ::rmi_runtime::__private::OpId(1695364032u32),
+            },
+            ::rmi_runtime::__private::MethodDescriptor {
+                name: "history",
+                op: ::rmi_runtime::__private::OpId(7u32),
+            },
+        ],
+    };
+    /// The operation's id on the wire.
+    pub const fn id(self) -> ::rmi_runtime::__private::OpId {
+        match self {
+            Self::Add => ::rmi_runtime::__private::OpId(993596020u32),
+            Self::Div => ::rmi_runtime::__private::OpId(3848448840u32),
+            Self::Reset => ::rmi_runtime::__private::OpId(1695364032u32),
+            Self::History => ::rmi_runtime::__private::OpId(7u32),
+        }
+    }
+    /// The method's name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Add => "add",
+            Self::Div => "div",
+            Self::Reset => "reset",
+            Self::History => "history",
+        }
+    }
+    /// The operation with id `id`, if the interface has one.
+    pub const fn from_id(
+        id: ::rmi_runtime::__private::OpId,
+    ) -> ::rmi_runtime::__private::Option<Self> {
+        match id.0 {
+            993596020u32 => ::rmi_runtime::__private::Option::Some(Self::Add),
+            3848448840u32 => ::rmi_runtime::__private::Option::Some(Self::Div),
+            1695364032u32 => ::rmi_runtime::__private::Option::Some(Self::Reset),
+            7u32 => ::rmi_runtime::__private::Option::Some(Self::History),
+            _ => ::rmi_runtime::__private::Option::None,
+        }
+    }
+}
+/** Client stub (proxy) for remote [`Calculator`] objects: each method sends the call to the remote object and returns its result, or an `Error` when the call itself failed.
+
+Make one with `Endpoint::proxy` from a remote reference.*/
+pub struct CalculatorClient {
+    proxy: ::rmi_runtime::__private::Proxy,
+}
+#[automatically_derived]
+#[allow(unused_qualifications)]
+impl CalculatorClient {
+    /// Adds two numbers.
+    pub async fn add(
+        &self,
+        a: i32,
+        b: i32,
+    ) -> ::rmi_runtime::__private::Result<i32, ::rmi_runtime::__private::Error> {
+        self.proxy
+            .call::<
+                _,
+                i32,
+                ::rmi_runtime::__private::NoError,
+            >(CalculatorOp::Add.id(), "add", &(a, b))
+            .await
+            .map(::rmi_runtime::__private::into_ok)
+    }
+    /// Divides, failing on a zero divisor.
+    pub async fn div(
+        &self,
+        a: i32,
+        b: i32,
+    ) -> ::rmi_runtime::__private::Result<
+        Result<i32, MathError>,
+        ::rmi_runtime::__private::Error,
+    > {
+        self.proxy
+            .call::<_, i32, MathError>(CalculatorOp::Div.id(), "div", &(a, b))
+            .await
+    }
+    /// Calls `reset` on the remote object.
+    pub async fn reset(
+        &self,
+    ) -> ::rmi_runtime::__private::Result<(), ::rmi_runtime::__private::Error> {
+        self.proxy
+            .call::<
+                _,
+                (),
+                ::rmi_runtime::__private::NoError,
+            >(CalculatorOp::Reset.id(), "reset", &())
+            .await
+            .map(::rmi_runtime::__private::into_ok)
+    }
+    /// Calls `history` on the remote object.
+    pub async fn history(
+        &self,
+    ) -> ::rmi_runtime::__private::Result<Vec<String>, ::rmi_runtime::__private::Error> {
+        self.proxy
+            .call::<
+                _,
+                Vec<String>,
+                ::rmi_runtime::__private::NoError,
+            >(CalculatorOp::History.id(), "history", &())
+            .await
+            .map(::rmi_runtime::__private::into_ok)
+    }
+}
+#[automatically_derived]
+#[allow(unused_qualifications)]
+impl ::rmi_runtime::__private::Stub for CalculatorClient {
+    const DESCRIPTOR: &'static ::rmi_runtime::__private::InterfaceDescriptor = CalculatorOp::DESCRIPTOR;
+    fn from_proxy(proxy: ::rmi_runtime::__private::Proxy) -> Self {
+        Self { proxy }
+    }
+    fn proxy(&self) -> &::rmi_runtime::__private::Proxy {
+        &self.proxy
+    }
+}
+#[automatically_derived]
+#[allow(unused_qualifications)]
+impl ::rmi_runtime::__private::Clone for CalculatorClient {
+    fn clone(&self) -> Self {
+        Self {
+            proxy: ::rmi_runtime::__private::Clone::clone(&self.proxy),
+        }
+    }
+}
+#[automatically_derived]
+#[allow(unused_qualifications)]
+impl ::rmi_runtime::__private::Debug for CalculatorClient {
+    fn fmt(
+        &self,
+        f: &mut ::rmi_runtime::__private::fmt::Formatter<'_>,
+    ) -> ::rmi_runtime::__private::fmt::Result {
+        f.debug_struct("CalculatorClient").field("proxy", &self.proxy).finish()
+    }
+}
+const _: () = {
+    ::rmi_runtime::__private::assert_wire::<i32>();
+    ::rmi_runtime::__private::assert_wire::<MathError>();
+    ::rmi_runtime::__private::assert_wire::<Vec<String>>();
+};
+/// Server skeleton for [`Calculator`]: decodes each call, runs it on the servant `S` and encodes the outcome. Export it with `Endpoint::export`.
+pub struct CalculatorSkeleton<S> {
+    servant: ::rmi_runtime::__private::Arc<S>,
+}
+#[automatically_derived]
+#[allow(unused_qualifications)]
+impl<__S> CalculatorSkeleton<__S> {
+    /// A skeleton serving `servant`.
+    pub fn new(servant: __S) -> Self {
+        Self {
+            servant: ::rmi_runtime::__private::Arc::new(servant),
+        }
+    }
+    /// A skeleton serving a servant that is shared with other code.
+    pub fn from_arc(servant: ::rmi_runtime::__private::Arc<__S>) -> Self {
+        Self { servant }
+    }
+    /// The servant.
+    pub fn servant(&self) -> &::rmi_runtime::__private::Arc<__S> {
+        &self.servant
+    }
+}
+#[automatically_derived]
+#[allow(unused_qualifications)]
+impl<__S> ::rmi_runtime::__private::Debug for CalculatorSkeleton<__S> {
+    fn fmt(
+        &self,
+        f: &mut ::rmi_runtime::__private::fmt::Formatter<'_>,
+    ) -> ::rmi_runtime::__private::fmt::Result {
+        f.debug_struct("CalculatorSkeleton").finish_non_exhaustive()
+    }
+}
+#[automatically_derived]
+#[allow(unused_qualifications)]
+impl<__S> ::rmi_runtime::__private::Dispatch for CalculatorSkeleton<__S>
+where
+    __S: Calculator + ::rmi_runtime::__private::Send + ::rmi_runtime::__private::Sync
+        + 'static,
+{
+    fn descriptor(&self) -> &'static ::rmi_runtime::__private::InterfaceDescriptor {
+        CalculatorOp::DESCRIPTOR
+    }
+    fn dispatch<'__a>(
+        &'__a self,
+        __op: ::rmi_runtime::__private::OpId,
+        __args: &'__a [u8],
+        __reply: ::rmi_runtime::__private::Reply<'__a>,
+    ) -> ::rmi_runtime::__private::BoxFuture<'__a, ()> {
+        ::rmi_runtime::__private::Box::pin(async move {
+            match CalculatorOp::from_id(__op) {
+                ::rmi_runtime::__private::Option::Some(CalculatorOp::Add) => {
+                    let (a, b) = match ::rmi_runtime::__private::decode_args::<
+                        (i32, i32),
+                    >(__args) {
+                        ::rmi_runtime::__private::Result::Ok(__v) => __v,
+                        ::rmi_runtime::__private::Result::Err(__fault) => {
+                            return __reply.fault(__fault);
+                        }
+                    };
+                    let __ret = <__S as Calculator>::add(&*self.servant, a, b).await;
+                    __reply.ok(&__ret)
+                }
+                ::rmi_runtime::__private::Option::Some(CalculatorOp::Div) => {
+                    let (a, b) = match ::rmi_runtime::__private::decode_args::<
+                        (i32, i32),
+                    >(__args) {
+                        ::rmi_runtime::__private::Result::Ok(__v) => __v,
+                        ::rmi_runtime::__private::Result::Err(__fault) => {
+                            return __reply.fault(__fault);
+                        }
+                    };
+                    let __ret = <__S as Calculator>::div(&*self.servant, a, b).await;
+                    match __ret {
+                        ::rmi_runtime::__private::Result::Ok(__v) => __reply.ok(&__v),
+                        ::rmi_runtime::__private::Result::Err(__e) => __reply.err(&__e),
+                    }
+                }
+                ::rmi_runtime::__private::Option::Some(CalculatorOp::Reset) => {
+                    let () = match ::rmi_runtime::__private::decode_args::<()>(__args) {
+                        ::rmi_runtime::__private::Result::Ok(__v) => __v,
+                        ::rmi_runtime::__private::Result::Err(__fault) => {
+                            return __reply.fault(__fault);
+                        }
+                    };
+                    let __ret = <__S as Calculator>::reset(&*self.servant).await;
+                    __reply.ok(&__ret)
+                }
+                ::rmi_runtime::__private::Option::Some(CalculatorOp::History) => {
+                    let () = match ::rmi_runtime::__private::decode_args::<()>(__args) {
+                        ::rmi_runtime::__private::Result::Ok(__v) => __v,
+                        ::rmi_runtime::__private::Result::Err(__fault) => {
+                            return __reply.fault(__fault);
+                        }
+                    };
+                    let __ret = <__S as Calculator>::history(&*self.servant).await;
+                    __reply.ok(&__ret)
+                }
+                ::rmi_runtime::__private::Option::None => {
+                    __reply.fault(::rmi_runtime::__private::Fault::NoSuchOperation)
+                }
+            }
+        })
+    }
+}

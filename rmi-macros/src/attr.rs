@@ -1,0 +1,84 @@
+//! The attribute arguments: `#[remote(...)]` on the trait and `#[op(...)]` on methods.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::Parser;
+use syn::{Attribute, LitInt, LitStr, Path};
+
+use crate::errors::Errors;
+
+/// Arguments of `#[remote(version = N, name = "...", crate = "...")]`.
+pub(crate) struct RemoteArgs {
+    /// Interface version, default 1.
+    pub(crate) version: u32,
+    /// Interface name, default the trait's name.
+    pub(crate) name: Option<LitStr>,
+    /// Path to the runtime crate, default `::rmi_runtime`.
+    pub(crate) krate: Option<Path>,
+}
+
+impl RemoteArgs {
+    pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Self {
+        let mut out = RemoteArgs { version: 1, name: None, krate: None };
+        let parser = syn::meta::parser(|meta| {
+            if meta.path.is_ident("version") {
+                let lit: LitInt = meta.value()?.parse()?;
+                out.version = lit.base10_parse::<u32>()?;
+            } else if meta.path.is_ident("name") {
+                let lit: LitStr = meta.value()?.parse()?;
+                if lit.value().is_empty() {
+                    return Err(syn::Error::new(lit.span(), "interface name must not be empty"));
+                }
+                out.name = Some(lit);
+            } else if meta.path.is_ident("crate") {
+                let lit: LitStr = meta.value()?.parse()?;
+                out.krate = Some(lit.parse()?);
+            } else {
+                return Err(meta.error("unknown `remote` argument; expected `version`, `name` or `crate`"));
+            }
+            Ok(())
+        });
+        if let Err(err) = parser.parse2(args) {
+            errors.add(err);
+        }
+        out
+    }
+}
+
+/// Arguments of `#[op(id = N)]` on a method.
+pub(crate) struct OpArgs {
+    /// An explicitly pinned operation id, with the span of its literal.
+    pub(crate) id: Option<(u32, Span)>,
+}
+
+/// The name of the method attribute `#[remote]` consumes.
+pub(crate) const OP_ATTR: &str = "op";
+
+impl OpArgs {
+    /// Parses every `#[op(...)]` among `attrs` (and reports a repeated one).
+    pub(crate) fn parse(attrs: &[Attribute], errors: &mut Errors) -> Self {
+        let mut out = OpArgs { id: None };
+        for attr in attrs.iter().filter(|a| a.path().is_ident(OP_ATTR)) {
+            let result = attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("id") {
+                    let lit: LitInt = meta.value()?.parse()?;
+                    let id = lit.base10_parse::<u32>()?;
+                    if out.id.replace((id, lit.span())).is_some() {
+                        return Err(syn::Error::new(lit.span(), "operation id is set twice"));
+                    }
+                    Ok(())
+                } else {
+                    Err(meta.error("unknown `op` argument; expected `id = N`"))
+                }
+            });
+            if let Err(err) = result {
+                errors.add(err);
+            }
+        }
+        out
+    }
+}
+
+/// Whether `attr` is one that `#[remote]` consumes (and so must not re-emit).
+pub(crate) fn is_ours(attr: &Attribute) -> bool {
+    attr.path().is_ident(OP_ATTR)
+}

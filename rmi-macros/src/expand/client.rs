@@ -1,0 +1,174 @@
+//! `{Trait}Client`: the client stub (proxy).
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::local;
+use crate::model::{Interface, Method, Output};
+
+pub(super) fn expand(iface: &Interface<'_>) -> TokenStream {
+    let rt = &iface.krate;
+    let vis = &iface.original.vis;
+    let trait_ident = &iface.original.ident;
+    let client = iface.item_ident("Client");
+    let ops = iface.item_ident("Op");
+    let client_name = client.to_string();
+    let doc = format!(
+        " Client stub (proxy) for remote [`{trait_ident}`] objects: each method sends the call to the \
+         remote object and returns its result, or an `Error` when the call itself failed.\n\n\
+         Make one with `Endpoint::proxy` from a remote reference."
+    );
+    let methods = iface.methods.iter().map(|m| inherent_method(iface, m));
+    let trait_impl = iface.all_fallible().then(|| trait_impl(iface));
+    let wire_checks = wire_checks(iface);
+
+    quote! {
+        #[doc = #doc]
+        #vis struct #client {
+            proxy: #rt::__private::Proxy,
+        }
+
+        #[automatically_derived]
+        #[allow(unused_qualifications)]
+        impl #client {
+            #(#methods)*
+        }
+
+        #[automatically_derived]
+        #[allow(unused_qualifications)]
+        impl #rt::__private::Stub for #client {
+            const DESCRIPTOR: &'static #rt::__private::InterfaceDescriptor = #ops::DESCRIPTOR;
+
+            fn from_proxy(proxy: #rt::__private::Proxy) -> Self {
+                Self { proxy }
+            }
+
+            fn proxy(&self) -> &#rt::__private::Proxy {
+                &self.proxy
+            }
+        }
+
+        #[automatically_derived]
+        #[allow(unused_qualifications)]
+        impl #rt::__private::Clone for #client {
+            fn clone(&self) -> Self {
+                Self { proxy: #rt::__private::Clone::clone(&self.proxy) }
+            }
+        }
+
+        #[automatically_derived]
+        #[allow(unused_qualifications)]
+        impl #rt::__private::Debug for #client {
+            fn fmt(&self, f: &mut #rt::__private::fmt::Formatter<'_>) -> #rt::__private::fmt::Result {
+                f.debug_struct(#client_name).field("proxy", &self.proxy).finish()
+            }
+        }
+
+        #trait_impl
+        #wire_checks
+    }
+}
+
+fn inherent_method(iface: &Interface<'_>, m: &Method<'_>) -> TokenStream {
+    let rt = &iface.krate;
+    let ops = iface.item_ident("Op");
+    let name = m.ident;
+    let name_str = m.name();
+    let variant = &m.variant;
+    let arg_names: Vec<_> = m.args.iter().map(|a| a.ident).collect();
+    let arg_types = m.args.iter().map(|a| a.ty);
+    let mut docs: Vec<_> = m.doc_attrs().map(|a| quote!(#a)).collect();
+    if docs.is_empty() {
+        let doc = format!(" Calls `{name_str}` on the remote object.");
+        docs.push(quote!(#[doc = #doc]));
+    }
+    let call = |ok: &dyn quote::ToTokens, err: &dyn quote::ToTokens| {
+        quote! {
+            self.proxy
+                .call::<_, #ok, #err>(#ops::#variant.id(), #name_str, &(#(#arg_names,)*))
+                .await
+        }
+    };
+    let (ret, body) = match &m.output {
+        Output::Unit => {
+            let call = call(&quote!(()), &quote!(#rt::__private::NoError));
+            (quote!(()), quote!(#call.map(#rt::__private::into_ok)))
+        }
+        Output::Value(ty) => {
+            let call = call(ty, &quote!(#rt::__private::NoError));
+            (quote!(#ty), quote!(#call.map(#rt::__private::into_ok)))
+        }
+        Output::Result { whole, ok, err } => (quote!(#whole), call(ok, err)),
+    };
+    quote! {
+        #(#docs)*
+        pub async fn #name(&self, #(#arg_names: #arg_types),*)
+            -> #rt::__private::Result<#ret, #rt::__private::Error>
+        {
+            #body
+        }
+    }
+}
+
+/// `impl Trait for TraitClient`, when every method returns `Result<T, E>`: an `Error` becomes an `E`
+/// through `From`. The `for<'__rmi>` makes each bound a condition of the impl rather than a
+/// requirement: where an `E` does not convert, the impl simply does not exist.
+fn trait_impl(iface: &Interface<'_>) -> TokenStream {
+    let rt = &iface.krate;
+    let trait_ident = &iface.original.ident;
+    let client = iface.item_ident("Client");
+    let mut bounds = Vec::new();
+    let methods = iface.methods.iter().map(|m| {
+        let Output::Result { whole, err, .. } = &m.output else { unreachable!("all methods are fallible") };
+        bounds.push(quote!(for<'__rmi> #err: #rt::__private::From<#rt::__private::Error>));
+        let name = m.ident;
+        let arg_names: Vec<_> = m.args.iter().map(|a| a.ident).collect();
+        let arg_types = m.args.iter().map(|a| a.ty);
+        let e = local("__e");
+        quote! {
+            fn #name(&self, #(#arg_names: #arg_types),*)
+                -> impl #rt::__private::Future<Output = #whole> + #rt::__private::Send
+            {
+                async move {
+                    #client::#name(self, #(#arg_names),*).await.unwrap_or_else(|#e| {
+                        #rt::__private::Result::Err(#rt::__private::From::from(#e))
+                    })
+                }
+            }
+        }
+    });
+    let methods: Vec<_> = methods.collect();
+    quote! {
+        #[automatically_derived]
+        #[allow(unused_qualifications)]
+        impl #trait_ident for #client where #(#bounds),* {
+            #(#methods)*
+        }
+    }
+}
+
+/// One compile-time check per argument and return type, spanned at that type, so a type that cannot
+/// travel is reported at the user's own tokens.
+fn wire_checks(iface: &Interface<'_>) -> TokenStream {
+    let rt = &iface.krate;
+    let mut types = Vec::new();
+    for m in &iface.methods {
+        types.extend(m.args.iter().map(|a| a.ty));
+        match &m.output {
+            Output::Unit => {}
+            Output::Value(ty) => types.push(ty),
+            Output::Result { ok, err, .. } => types.extend([*ok, *err]),
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    types.retain(|ty| seen.insert(quote!(#ty).to_string()));
+    let checks = types.iter().map(|ty| {
+        quote_spanned! {ty.span()=> #rt::__private::assert_wire::<#ty>(); }
+    });
+    quote! {
+        const _: () = {
+            #(#checks)*
+        };
+    }
+}
