@@ -22,6 +22,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// Listening on an address failed (invalid address, address in use, not permitted).
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address to listen on.
+        address: String,
+        /// The transport's reason.
+        #[source]
+        source: io::Error,
+    },
     /// The handshake with the peer failed (not an rmi endpoint, another protocol version, too slow).
     #[error("handshake with {peer} failed: {reason}")]
     Handshake {
