@@ -1,0 +1,443 @@
+//! The communication module: one multiplexed connection per peer pair.
+//!
+//! A connection has one reader task and one writer task, whoever dialled it. The reader matches
+//! replies to waiting calls by call id, hands requests to the server side (`server.rs`) and aborts
+//! served calls on cancel. The writer drains a bounded queue of ready-made frames into a buffered
+//! writer and flushes only when the queue is empty, so frames queued together leave in one write.
+//!
+//! Callers do not spawn tasks: a call encodes its frame, registers a oneshot under its call id,
+//! queues the frame and awaits the oneshot (see [`ConnInner::round_trip`]).
+
+use std::fmt;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use rmi_core::codec;
+use rmi_core::{CallId, EndpointId, Error, Fault, Header, Hello, Reply};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+use crate::calls::CallMap;
+use crate::endpoint::EndpointInner;
+use crate::frame::FrameDecoder;
+use crate::transport::{BoxRead, BoxWrite, Io};
+
+/// Size of a connection's write buffer: frames queued together are written with one system call
+/// up to this size.
+const WRITE_BUFFER: usize = 64 * 1024;
+/// Initial size of a connection's read buffer.
+const READ_BUFFER: usize = 16 * 1024;
+/// Frames taken off the write queue at once.
+const WRITE_BATCH: usize = 64;
+
+/// What a waiting call receives: the reply's payload (an encoded `Outcome`), or why none will come.
+pub(crate) type ReplySlot = oneshot::Sender<Result<Bytes, Error>>;
+
+/// A multiplexed connection to another endpoint.
+///
+/// Both ends may call objects exported by the other over the same connection, whichever of them
+/// dialled it. Cloning is cheap: clones share the connection.
+///
+/// Get one from [`Endpoint::connect`](crate::Endpoint::connect) (dialling, pooled per address) or
+/// [`Endpoint::connection_to`](crate::Endpoint::connection_to) (any open connection to a peer,
+/// including ones the peer opened).
+#[derive(Clone)]
+pub struct Connection {
+    pub(crate) inner: Arc<ConnInner>,
+}
+
+pub(crate) struct ConnInner {
+    pub(crate) endpoint: Arc<EndpointInner>,
+    /// Key in the endpoint's registry of open connections.
+    pub(crate) id: u64,
+    peer: EndpointId,
+    label: String,
+    dialled: bool,
+    /// Frames for the writer task.
+    tx: mpsc::Sender<Bytes>,
+    /// Calls this side issued and waits on.
+    pending: CallMap<ReplySlot>,
+    /// Permits for calls this side issues (`max_in_flight`).
+    outgoing: Semaphore,
+    /// Calls this side serves, for cancel.
+    pub(crate) served: CallMap<futures_util::future::AbortHandle>,
+    pub(crate) served_count: AtomicUsize,
+    closed: CancellationToken,
+    reason: OnceLock<String>,
+    /// Held while the connection is open, if a listener accepted it (`max_connections`).
+    accept_permit: Mutex<Option<OwnedSemaphorePermit>>,
+    /// The reader and writer tasks, to abort them if they outlive a shutdown's grace.
+    tasks: OnceLock<[tokio::task::AbortHandle; 2]>,
+}
+
+impl Connection {
+    /// Starts the reader and writer tasks of a connection whose handshake succeeded, and registers
+    /// it with its endpoint.
+    pub(crate) fn start(
+        endpoint: &Arc<EndpointInner>,
+        io: Io,
+        peer: EndpointId,
+        dialled: bool,
+        accept_permit: Option<OwnedSemaphorePermit>,
+    ) -> Connection {
+        let config = &endpoint.config;
+        let (tx, rx) = mpsc::channel(config.write_queue);
+        let inner = Arc::new(ConnInner {
+            endpoint: Arc::clone(endpoint),
+            id: endpoint.next_connection_id(),
+            peer,
+            label: io.peer,
+            dialled,
+            tx,
+            pending: CallMap::new(),
+            outgoing: Semaphore::new(config.max_in_flight),
+            served: CallMap::new(),
+            served_count: AtomicUsize::new(0),
+            closed: CancellationToken::new(),
+            reason: OnceLock::new(),
+            accept_permit: Mutex::new(accept_permit),
+            tasks: OnceLock::new(),
+        });
+        let reader = endpoint.io.spawn(read_loop(Arc::clone(&inner), io.reader));
+        let writer = endpoint.io.spawn(write_loop(Arc::clone(&inner), rx, io.writer));
+        let _ = inner.tasks.set([reader.abort_handle(), writer.abort_handle()]);
+        let conn = Connection { inner };
+        if !endpoint.register(&conn) {
+            conn.inner.close("endpoint is shutting down");
+        }
+        tracing::debug!(peer = %conn.inner.label, endpoint = %peer, dialled, "connection open");
+        conn
+    }
+
+    /// The identity of the endpoint at the other end.
+    pub fn peer_endpoint(&self) -> EndpointId {
+        self.inner.peer
+    }
+
+    /// The other end's address as the transport reports it, for logs (for example
+    /// `tcp://127.0.0.1:53122`).
+    pub fn peer(&self) -> &str {
+        &self.inner.label
+    }
+
+    /// Whether this endpoint dialled the connection (as opposed to accepting it). Either side may
+    /// call the other's objects over it.
+    pub fn dialled(&self) -> bool {
+        self.inner.dialled
+    }
+
+    /// Whether the connection is closed. Calls on a closed connection fail at once with
+    /// [`Error::ConnectionClosed`].
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Why the connection closed, once it has.
+    pub fn close_reason(&self) -> Option<&str> {
+        self.inner.reason.get().map(String::as_str)
+    }
+
+    /// Resolves when the connection is closed.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn closed(&self) {
+        self.inner.closed.cancelled().await;
+    }
+
+    /// Closes the connection now: calls waiting on it fail with [`Error::ConnectionClosed`], calls
+    /// it serves are aborted, frames already queued are still written.
+    pub fn close(&self) {
+        self.inner.close("closed by this endpoint");
+    }
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.inner.label)
+            .field("peer_endpoint", &self.inner.peer)
+            .field("dialled", &self.inner.dialled)
+            .field("closed", &self.inner.is_closed())
+            .finish()
+    }
+}
+
+impl ConnInner {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    pub(crate) fn closed_error(&self) -> Error {
+        Error::ConnectionClosed(self.reason.get().cloned().unwrap_or_else(|| "connection closed".into()))
+    }
+
+    /// Closes the connection for `reason`; the first reason wins.
+    pub(crate) fn close(&self, reason: impl Into<String>) {
+        if self.reason.set(reason.into()).is_err() {
+            return;
+        }
+        let reason = self.reason.get().expect("just set");
+        self.closed.cancel();
+        self.outgoing.close();
+        for slot in self.pending.close() {
+            let _ = slot.send(Err(Error::ConnectionClosed(reason.clone())));
+        }
+        for call in self.served.close() {
+            call.abort();
+        }
+        self.accept_permit.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.endpoint.unregister(self.id);
+        tracing::debug!(peer = %self.label, %reason, "connection closed");
+    }
+
+    /// Aborts the reader and writer tasks (after a shutdown's grace ran out).
+    pub(crate) fn abort_tasks(&self) {
+        for task in self.tasks.get().into_iter().flatten() {
+            task.abort();
+        }
+    }
+
+    /// Queues a frame from a task that must not wait (the reader): if the queue is full, a task
+    /// finishes the send, so the reader keeps reading and two peers flooding each other cannot
+    /// deadlock.
+    pub(crate) fn send_now(&self, frame: Bytes) {
+        match self.tx.try_send(frame) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(frame)) => {
+                let tx = self.tx.clone();
+                self.endpoint.io.spawn(async move {
+                    let _ = tx.send(frame).await;
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Queues a frame, waiting while the writer's queue is full.
+    pub(crate) async fn send(&self, frame: Bytes) -> Result<(), Error> {
+        self.tx.send(frame).await.map_err(|_| self.closed_error())
+    }
+
+    /// Queues a reply to `call` carrying `fault`, from the reader.
+    pub(crate) fn reply_fault_now(&self, call: CallId, fault: Fault) {
+        let mut buf = BytesMut::with_capacity(64);
+        let start = codec::begin_frame(&mut buf, &Header::Reply(call));
+        Reply::new(&mut buf).fault(fault);
+        if codec::finish_frame(&mut buf, start, self.endpoint.config.max_frame_len).is_ok() {
+            self.send_now(buf.freeze());
+        }
+    }
+
+    /// Tells the peer, best effort, that this side gave up on `call`.
+    fn send_cancel(&self, call: CallId) {
+        let mut buf = BytesMut::with_capacity(16);
+        let start = codec::begin_frame(&mut buf, &Header::Cancel(call));
+        if codec::finish_frame(&mut buf, start, self.endpoint.config.max_frame_len).is_ok() {
+            // Best effort: if the queue is full the peer finishes the call for nothing.
+            let _ = self.tx.try_send(buf.freeze());
+        }
+    }
+
+    /// The client half of a call (doOperation): waits for an in-flight permit, registers the call,
+    /// queues its request frame and waits for the reply's payload, all before `deadline`.
+    ///
+    /// # Cancel safety
+    /// Dropping the future forgets the call and sends the peer a cancel for it.
+    pub(crate) async fn round_trip(
+        &self,
+        call: CallId,
+        frame: Bytes,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Bytes, Error> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        let exchange = async {
+            let _permit = self.outgoing.acquire().await.map_err(|_| self.closed_error())?;
+            let (slot, reply) = oneshot::channel();
+            if self.pending.insert(call.0, slot).is_err() {
+                return Err(self.closed_error());
+            }
+            let mut guard = PendingGuard { conn: self, call, armed: true };
+            self.send(frame).await?;
+            let result = reply.await.unwrap_or_else(|_| Err(self.closed_error()));
+            guard.armed = false;
+            result
+        };
+        match tokio::time::timeout_at(deadline, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout(timeout)),
+        }
+    }
+
+    /// Handles one frame from the peer; an error is a protocol violation that closes the connection.
+    fn on_frame(self: &Arc<Self>, body: Bytes) -> Result<(), String> {
+        let (header, payload) = codec::split_frame(&body).map_err(|e| e.to_string())?;
+        let offset = body.len() - payload.len();
+        match header {
+            Header::Reply(call) => match self.pending.remove(call.0) {
+                Some(slot) => {
+                    let _ = slot.send(Ok(body.slice(offset..)));
+                }
+                None => tracing::trace!(%call, "reply to a call no longer waited for"),
+            },
+            Header::Request(request) => self.serve(request, body, offset),
+            Header::Cancel(call) => {
+                if let Some(served) = self.served.remove(call.0) {
+                    tracing::debug!(%call, "peer cancelled the call");
+                    served.abort();
+                }
+            }
+            other => return Err(format!("unsupported frame {other:?}")),
+        }
+        Ok(())
+    }
+}
+
+/// Forgets a call that is dropped or timed out before its reply came, and tells the peer.
+struct PendingGuard<'a> {
+    conn: &'a ConnInner,
+    call: CallId,
+    armed: bool,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed && self.conn.pending.remove(self.call.0).is_some() {
+            self.conn.send_cancel(self.call);
+        }
+    }
+}
+
+/// Exchanges handshake preambles on a fresh stream: both sides write theirs at once, then read the
+/// peer's. The caller bounds it with the handshake timeout.
+pub(crate) async fn handshake(io: &mut Io, ours: EndpointId) -> Result<Hello, String> {
+    io.writer
+        .write_all(&Hello::new(ours).encode())
+        .await
+        .map_err(|e| format!("cannot send the handshake preamble: {e}"))?;
+    io.writer.flush().await.map_err(|e| format!("cannot send the handshake preamble: {e}"))?;
+    let mut theirs = [0u8; Hello::LEN];
+    io.reader.read_exact(&mut theirs).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => "peer closed the connection during the handshake".to_owned(),
+        _ => format!("cannot read the handshake preamble: {e}"),
+    })?;
+    Hello::decode(&theirs).map_err(|e| e.to_string())
+}
+
+/// Bounds `handshake` by `timeout`.
+pub(crate) async fn handshake_within(
+    io: &mut Io,
+    ours: EndpointId,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Hello, String> {
+    match tokio::time::timeout_at(deadline, handshake(io, ours)).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no handshake preamble within {timeout:?}")),
+    }
+}
+
+async fn read_loop(conn: Arc<ConnInner>, reader: BoxRead) {
+    let decoder = FrameDecoder::new(conn.endpoint.config.max_frame_len);
+    let mut frames = FramedRead::with_capacity(reader, decoder, READ_BUFFER);
+    let closed = conn.closed.clone();
+    let mut closed = std::pin::pin!(closed.cancelled());
+    let violation = loop {
+        let next = tokio::select! {
+            biased;
+            () = &mut closed => return,
+            next = frames.next() => next,
+        };
+        match next {
+            Some(Ok(body)) => {
+                if let Err(reason) = conn.on_frame(body) {
+                    break reason;
+                }
+            }
+            Some(Err(e)) => break e.to_string(),
+            None => {
+                conn.close("peer closed the connection");
+                return;
+            }
+        }
+    };
+    tracing::warn!(peer = %conn.label, reason = %violation, "closing connection");
+    conn.close(violation);
+}
+
+async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer: BoxWrite) {
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, writer);
+    let closed = conn.closed.clone();
+    let result: std::io::Result<()> = async {
+        let mut closed = std::pin::pin!(closed.cancelled());
+        let mut batch = Vec::with_capacity(WRITE_BATCH);
+        loop {
+            // Frames still queued are written before a close takes effect.
+            let n = tokio::select! {
+                biased;
+                n = rx.recv_many(&mut batch, WRITE_BATCH) => n,
+                () = &mut closed => break,
+            };
+            if n == 0 {
+                break;
+            }
+            for frame in batch.drain(..) {
+                out.write_all(&frame).await?;
+            }
+            while let Ok(frame) = rx.try_recv() {
+                out.write_all(&frame).await?;
+            }
+            out.flush().await?;
+        }
+        rx.close();
+        while let Ok(frame) = rx.try_recv() {
+            out.write_all(&frame).await?;
+        }
+        out.flush().await?;
+        out.shutdown().await
+    }
+    .await;
+    if let Err(e) = result {
+        if !conn.is_closed() {
+            tracing::debug!(peer = %conn.label, error = %e, "write failed");
+        }
+        conn.close(format!("write failed: {e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::Io;
+
+    #[tokio::test]
+    async fn handshake_rejects_bad_magic_and_versions() {
+        let (a, b) = tokio::io::duplex(1024);
+        let (ar, mut aw) = tokio::io::split(a);
+        let (br, bw) = tokio::io::split(b);
+        let mut io = Io::new(br, bw, "test");
+        aw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        let err = handshake(&mut io, EndpointId::random()).await.unwrap_err();
+        assert!(err.contains("not an rmi endpoint"), "{err}");
+        drop(ar);
+
+        let (a, b) = tokio::io::duplex(1024);
+        let (_ar, mut aw) = tokio::io::split(a);
+        let (br, bw) = tokio::io::split(b);
+        let mut io = Io::new(br, bw, "test");
+        let mut hello = Hello::new(EndpointId::random()).encode();
+        hello[5] = 9;
+        aw.write_all(&hello).await.unwrap();
+        let err = handshake(&mut io, EndpointId::random()).await.unwrap_err();
+        assert!(err.contains("version 9"), "{err}");
+    }
+}

@@ -1,0 +1,428 @@
+//! The endpoint: one process-side node that exports objects and calls others.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use rmi_core::{
+    Address, AddressParseError, CallId, Dispatch, EndpointId, Error, InterfaceDescriptor, ObjectId, RemoteRef,
+};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::client::{Proxy, Stub};
+use crate::config::Config;
+use crate::connection::{Connection, handshake_within};
+use crate::server::accept_loop;
+use crate::table::ObjectTable;
+use crate::transport;
+
+/// A process-side node of rmi: it exports objects, listens for connections, and calls objects of
+/// other endpoints, all over the same multiplexed connections.
+///
+/// Cloning is cheap: clones share the endpoint. The endpoint runs until [`Endpoint::shutdown`] or
+/// until the Tokio runtime it runs on stops; dropping the handles does not stop it.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), rmi_runtime::Error> {
+/// use rmi_runtime::Endpoint;
+///
+/// let server = Endpoint::new();
+/// let address = server.listen("tcp://127.0.0.1:0").await?;
+/// let client = Endpoint::new();
+/// let conn = client.connect(&address).await?;
+/// assert_eq!(conn.peer_endpoint(), server.id());
+/// server.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Endpoint {
+    inner: Arc<EndpointInner>,
+}
+
+/// A slot of the connection pool: the connection to one address, dialled by the first caller.
+type PoolSlot = Arc<tokio::sync::Mutex<Option<Connection>>>;
+
+pub(crate) struct EndpointInner {
+    pub(crate) id: EndpointId,
+    pub(crate) config: Config,
+    pub(crate) table: ObjectTable,
+    next_call: AtomicU64,
+    next_connection: AtomicU64,
+    addresses: Mutex<Vec<Address>>,
+    /// Connections this endpoint dialled, by address.
+    pool: Mutex<HashMap<Address, PoolSlot>>,
+    /// Every open connection, dialled or accepted.
+    open: Mutex<Registry>,
+    shutting_down: AtomicBool,
+    /// Stops the accept loops.
+    pub(crate) stop: CancellationToken,
+    /// Cancelled when a shutdown has finished.
+    done: CancellationToken,
+    /// Tasks of served calls.
+    pub(crate) served: TaskTracker,
+    /// Reader, writer, accept and handshake tasks.
+    pub(crate) io: TaskTracker,
+    /// `max_connections` permits for accepted connections.
+    pub(crate) accept_permits: Arc<Semaphore>,
+}
+
+#[derive(Default)]
+struct Registry {
+    connections: HashMap<u64, Connection>,
+    closed: bool,
+}
+
+/// Something that names an [`Address`]: a string such as `"tcp://127.0.0.1:0"`, `"unix:///tmp/a.sock"`,
+/// `"memory://name"` or a bare `"127.0.0.1:0"` (TCP), or an `Address`.
+pub trait ToAddress: fmt::Display {
+    /// The address.
+    ///
+    /// # Errors
+    /// [`AddressParseError`] if the string names no address.
+    fn to_address(&self) -> Result<Address, AddressParseError>;
+}
+
+impl ToAddress for str {
+    fn to_address(&self) -> Result<Address, AddressParseError> {
+        self.parse()
+    }
+}
+
+impl ToAddress for String {
+    fn to_address(&self) -> Result<Address, AddressParseError> {
+        self.parse()
+    }
+}
+
+impl ToAddress for Address {
+    fn to_address(&self) -> Result<Address, AddressParseError> {
+        Ok(self.clone())
+    }
+}
+
+impl<T: ToAddress + ?Sized> ToAddress for &T {
+    fn to_address(&self) -> Result<Address, AddressParseError> {
+        (**self).to_address()
+    }
+}
+
+impl Default for Endpoint {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Endpoint {
+    /// An endpoint with a fresh random identity and the default [`Config`].
+    pub fn new() -> Self {
+        Self::with_config(Config::default())
+    }
+
+    /// An endpoint with a fresh random identity and `config`.
+    pub fn with_config(config: Config) -> Self {
+        let config = config.sanitized();
+        Self {
+            inner: Arc::new(EndpointInner {
+                id: EndpointId::random(),
+                table: ObjectTable::default(),
+                next_call: AtomicU64::new(1),
+                next_connection: AtomicU64::new(1),
+                addresses: Mutex::default(),
+                pool: Mutex::default(),
+                open: Mutex::default(),
+                shutting_down: AtomicBool::new(false),
+                stop: CancellationToken::new(),
+                done: CancellationToken::new(),
+                served: TaskTracker::new(),
+                io: TaskTracker::new(),
+                accept_permits: Arc::new(Semaphore::new(config.max_connections.min(Semaphore::MAX_PERMITS))),
+                config,
+            }),
+        }
+    }
+
+    /// The endpoint's identity, sent to peers in the handshake.
+    pub fn id(&self) -> EndpointId {
+        self.inner.id
+    }
+
+    /// The endpoint's limits and timeouts.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Starts accepting connections on `address` and returns the address peers should use (a TCP
+    /// port 0 resolved to the port chosen).
+    ///
+    /// `address` is `tcp://HOST:PORT` (or a bare `HOST:PORT`), `unix://PATH` or `memory://NAME`. An
+    /// endpoint may listen on several addresses; [`Endpoint::address`] is the first.
+    ///
+    /// # Errors
+    /// [`Error::Listen`] if the address is invalid or cannot be bound; [`Error::ShuttingDown`]
+    /// after [`Endpoint::shutdown`].
+    pub async fn listen(&self, address: impl ToAddress) -> Result<Address, Error> {
+        let listen_error = |source: io::Error| Error::Listen { address: address.to_string(), source };
+        let parsed =
+            address.to_address().map_err(|e| listen_error(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+        if self.inner.is_shutting_down() {
+            return Err(Error::ShuttingDown);
+        }
+        let listener = transport::bind(&parsed).await.map_err(listen_error)?;
+        let local = listener.local_address().clone();
+        lock(&self.inner.addresses).push(local.clone());
+        self.inner.io.spawn(accept_loop(Arc::clone(&self.inner), listener));
+        Ok(local)
+    }
+
+    /// The first address this endpoint listens on, if it listens.
+    pub fn address(&self) -> Option<Address> {
+        lock(&self.inner.addresses).first().cloned()
+    }
+
+    /// Every address this endpoint listens on.
+    pub fn addresses(&self) -> Vec<Address> {
+        lock(&self.inner.addresses).clone()
+    }
+
+    /// Exports `skeleton` under a fresh random object id and returns its reference.
+    ///
+    /// The reference carries [`Endpoint::address`] as it is now: export after
+    /// [`Endpoint::listen`] for a reference that others can dial. A reference without an address
+    /// still works over a connection this endpoint opened to the caller (callbacks).
+    pub fn export<D: Dispatch>(&self, skeleton: D) -> RemoteRef {
+        self.export_arc(Arc::new(skeleton))
+    }
+
+    /// Exports a shared skeleton; see [`Endpoint::export`].
+    pub fn export_arc(&self, skeleton: Arc<dyn Dispatch>) -> RemoteRef {
+        let descriptor = skeleton.descriptor();
+        let object = ObjectId::random();
+        self.inner.table.insert(object, skeleton);
+        RemoteRef {
+            endpoint: self.id(),
+            address: self.address(),
+            object,
+            interface: descriptor.id,
+            version: descriptor.version,
+        }
+    }
+
+    /// Stops serving `object`; later calls to it fail with [`Error::NoSuchObject`]. Calls already
+    /// running finish. Returns whether the object was exported.
+    pub fn unexport(&self, object: ObjectId) -> bool {
+        self.inner.table.remove(&object)
+    }
+
+    /// How many objects are exported.
+    pub fn exported_count(&self) -> usize {
+        self.inner.table.len()
+    }
+
+    /// The connection to `address`: the open one if this endpoint already dialled it, else a new
+    /// one (connect and handshake within [`Config::handshake_timeout`]).
+    ///
+    /// # Errors
+    /// [`Error::Connect`] if the transport cannot connect, [`Error::Handshake`] if the peer is not
+    /// an rmi endpoint of this protocol version or too slow, [`Error::ShuttingDown`] after
+    /// [`Endpoint::shutdown`].
+    pub async fn connect(&self, address: &Address) -> Result<Connection, Error> {
+        if self.inner.is_shutting_down() {
+            return Err(Error::ShuttingDown);
+        }
+        let slot = lock(&self.inner.pool).entry(address.clone()).or_default().clone();
+        let mut slot = slot.lock().await;
+        if let Some(conn) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(conn.clone());
+        }
+        let conn = self.dial(address).await?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    async fn dial(&self, address: &Address) -> Result<Connection, Error> {
+        let timeout = self.inner.config.handshake_timeout;
+        let deadline = crate::deadline_after(timeout);
+        let mut io = match tokio::time::timeout_at(deadline, transport::connect(address)).await {
+            Ok(Ok(io)) => io,
+            Ok(Err(source)) => return Err(Error::Connect { address: address.to_string(), source }),
+            Err(_) => {
+                let source =
+                    io::Error::new(io::ErrorKind::TimedOut, format!("not connected within {timeout:?}"));
+                return Err(Error::Connect { address: address.to_string(), source });
+            }
+        };
+        let hello = handshake_within(&mut io, self.id(), deadline, timeout)
+            .await
+            .map_err(|reason| Error::Handshake { peer: address.to_string(), reason })?;
+        Ok(Connection::start(&self.inner, io, hello.endpoint, true, None))
+    }
+
+    /// An open connection to the endpoint `peer`, dialled by either side, if there is one.
+    pub fn connection_to(&self, peer: EndpointId) -> Option<Connection> {
+        let open = lock(&self.inner.open);
+        open.connections.values().find(|c| c.peer_endpoint() == peer && !c.is_closed()).cloned()
+    }
+
+    /// Every open connection, dialled or accepted.
+    pub fn connections(&self) -> Vec<Connection> {
+        lock(&self.inner.open).connections.values().cloned().collect()
+    }
+
+    /// A client stub of type `C` for the object `reference` names.
+    ///
+    /// The stub uses an open connection to the object's endpoint if there is one (even one that
+    /// endpoint opened, so a server can call back a client that does not listen), else dials the
+    /// reference's address.
+    ///
+    /// # Errors
+    /// [`Error::WrongInterface`] / [`Error::WrongVersion`] if the reference is not of `C`'s
+    /// interface and version; [`Error::Connect`] if the reference has no address and no connection
+    /// to its endpoint is open; otherwise the errors of [`Endpoint::connect`].
+    pub async fn proxy<C: Stub>(&self, reference: &RemoteRef) -> Result<C, Error> {
+        check_interface(C::DESCRIPTOR, reference)?;
+        let conn = match self.connection_to(reference.endpoint) {
+            Some(conn) => conn,
+            None => match &reference.address {
+                Some(address) => self.connect(address).await?,
+                None => {
+                    return Err(Error::Connect {
+                        address: format!("endpoint {}", reference.endpoint),
+                        source: io::Error::new(
+                            io::ErrorKind::NotConnected,
+                            "the reference has no address and no connection to its endpoint is open",
+                        ),
+                    });
+                }
+            },
+        };
+        Ok(self.stub_over(conn, reference))
+    }
+
+    /// A client stub of type `C` for the object `reference` names, calling over `conn` whoever
+    /// dialled it.
+    ///
+    /// # Errors
+    /// [`Error::WrongInterface`] / [`Error::WrongVersion`] if the reference is not of `C`'s
+    /// interface and version.
+    pub fn proxy_over<C: Stub>(&self, conn: &Connection, reference: &RemoteRef) -> Result<C, Error> {
+        check_interface(C::DESCRIPTOR, reference)?;
+        Ok(self.stub_over(conn.clone(), reference))
+    }
+
+    fn stub_over<C: Stub>(&self, conn: Connection, reference: &RemoteRef) -> C {
+        let proxy = Proxy::new(conn, reference.object, reference.interface, reference.version)
+            .named(C::DESCRIPTOR.name);
+        C::from_proxy(proxy)
+    }
+
+    /// Whether [`Endpoint::shutdown`] has been called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.is_shutting_down()
+    }
+
+    /// Shuts the endpoint down gracefully.
+    ///
+    /// From the moment this is called (before the returned future is first polled) the endpoint
+    /// stops accepting connections and answers new requests with `Fault::ShuttingDown`. The future
+    /// then waits for the calls it serves to finish, up to [`Config::shutdown_grace`], aborts any
+    /// still running, and closes every connection (frames already queued are still written). Calls
+    /// this endpoint was waiting on fail with [`Error::ConnectionClosed`].
+    ///
+    /// Calling it again returns a future that waits for the first shutdown to finish.
+    pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
+        let inner = Arc::clone(&self.inner);
+        let first = !inner.shutting_down.swap(true, Ordering::SeqCst);
+        inner.stop.cancel();
+        async move {
+            if !first {
+                return inner.done.cancelled().await;
+            }
+            let grace = inner.config.shutdown_grace;
+            let deadline = crate::deadline_after(grace);
+            inner.served.close();
+            if tokio::time::timeout_at(deadline, inner.served.wait()).await.is_err() {
+                tracing::warn!(?grace, "calls still running after the shutdown grace; aborting them");
+            }
+            let connections = {
+                let mut open = lock(&inner.open);
+                open.closed = true;
+                std::mem::take(&mut open.connections)
+            };
+            for conn in connections.values() {
+                conn.inner.close("endpoint shut down");
+            }
+            inner.io.close();
+            // Writers flush what is queued; a peer that does not read gets the rest of the grace.
+            let flush_deadline = deadline.max(Instant::now() + std::time::Duration::from_millis(100));
+            if tokio::time::timeout_at(flush_deadline, inner.io.wait()).await.is_err() {
+                for conn in connections.values() {
+                    conn.inner.abort_tasks();
+                }
+            }
+            inner.done.cancel();
+        }
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.inner.id)
+            .field("addresses", &*lock(&self.inner.addresses))
+            .field("exported", &self.inner.table.len())
+            .field("shutting_down", &self.inner.is_shutting_down())
+            .finish()
+    }
+}
+
+impl EndpointInner {
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn next_call_id(&self) -> CallId {
+        CallId(self.next_call.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub(crate) fn next_connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Adds an open connection; false once shutdown has closed the registry.
+    pub(crate) fn register(&self, conn: &Connection) -> bool {
+        let mut open = lock(&self.open);
+        if open.closed {
+            return false;
+        }
+        open.connections.insert(conn.inner.id, conn.clone());
+        true
+    }
+
+    pub(crate) fn unregister(&self, id: u64) {
+        let removed = lock(&self.open).connections.remove(&id);
+        // Dropped outside the lock: it may be the last handle.
+        drop(removed);
+    }
+}
+
+fn check_interface(descriptor: &InterfaceDescriptor, reference: &RemoteRef) -> Result<(), Error> {
+    if reference.interface != descriptor.id {
+        return Err(Error::WrongInterface { expected: descriptor.id, served: reference.interface });
+    }
+    if reference.version != descriptor.version {
+        return Err(Error::WrongVersion { expected: descriptor.version, served: reference.version });
+    }
+    Ok(())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,146 @@
+//! Reading frames off a byte stream without trusting the peer's length prefix.
+
+use std::fmt;
+use std::io;
+
+use bytes::{Buf, Bytes, BytesMut};
+use rmi_core::codec::LEN_PREFIX;
+use tokio_util::codec::Decoder;
+
+/// Most bytes reserved ahead of what has arrived while a frame is incomplete.
+///
+/// The buffer grows with the bytes the peer actually sends, never with the length it claims.
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
+
+/// Why reading a frame failed. Every case closes the connection.
+#[derive(Debug)]
+pub(crate) enum FrameError {
+    /// The transport failed.
+    Io(io::Error),
+    /// The peer announced a frame larger than the limit.
+    TooLarge { size: u64, limit: usize },
+    /// The stream ended inside a frame.
+    Truncated { have: usize, need: usize },
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::Io(e) => write!(f, "read failed: {e}"),
+            FrameError::TooLarge { size, limit } => {
+                write!(f, "peer announced a frame of {size} bytes, over the limit of {limit} bytes")
+            }
+            FrameError::Truncated { have, need } => {
+                write!(f, "peer closed the stream inside a frame ({have} of {need} bytes)")
+            }
+        }
+    }
+}
+
+impl From<io::Error> for FrameError {
+    fn from(e: io::Error) -> Self {
+        FrameError::Io(e)
+    }
+}
+
+/// Splits a byte stream into frame bodies: a 4-byte big-endian length, then that many bytes.
+///
+/// The length is checked against the limit as soon as its four bytes have arrived, before anything
+/// is reserved for the body; while a body is incomplete at most [`READ_CHUNK`] bytes are reserved
+/// beyond what has arrived.
+#[derive(Debug)]
+pub(crate) struct FrameDecoder {
+    max_frame_len: usize,
+}
+
+impl FrameDecoder {
+    pub(crate) fn new(max_frame_len: usize) -> Self {
+        Self { max_frame_len }
+    }
+}
+
+impl Decoder for FrameDecoder {
+    type Item = Bytes;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        let Some(prefix) = src.get(..LEN_PREFIX) else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize;
+        if len > self.max_frame_len {
+            return Err(FrameError::TooLarge { size: len as u64, limit: self.max_frame_len });
+        }
+        let need = LEN_PREFIX + len;
+        if src.len() < need {
+            src.reserve((need - src.len()).min(READ_CHUNK));
+            return Ok(None);
+        }
+        let mut frame = src.split_to(need);
+        frame.advance(LEN_PREFIX);
+        Ok(Some(frame.freeze()))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        match self.decode(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() => Ok(None),
+            None => {
+                let need = match src.get(..LEN_PREFIX) {
+                    Some(p) => LEN_PREFIX + u32::from_be_bytes(p.try_into().expect("4 bytes")) as usize,
+                    None => LEN_PREFIX,
+                };
+                Err(FrameError::Truncated { have: src.len(), need })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoder() -> FrameDecoder {
+        FrameDecoder::new(1024)
+    }
+
+    #[test]
+    fn whole_frames_come_out_one_at_a_time() {
+        let mut src = BytesMut::from(&[0, 0, 0, 2, b'h', b'i', 0, 0, 0, 0, 0, 0, 0, 1][..]);
+        let mut d = decoder();
+        assert_eq!(d.decode(&mut src).unwrap().unwrap(), Bytes::from_static(b"hi"));
+        assert_eq!(d.decode(&mut src).unwrap().unwrap(), Bytes::new());
+        assert!(d.decode(&mut src).unwrap().is_none());
+        assert_eq!(&src[..], &[0, 0, 0, 1]);
+    }
+
+    #[test]
+    fn an_oversized_length_is_refused_before_any_reservation() {
+        let mut src = BytesMut::with_capacity(8);
+        src.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+        let cap = src.capacity();
+        let err = decoder().decode(&mut src).unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { size: 0xffff_ffff, limit: 1024 }), "{err}");
+        assert_eq!(src.capacity(), cap);
+    }
+
+    #[test]
+    fn reservation_is_bounded_by_what_arrived_plus_a_chunk() {
+        let mut d = FrameDecoder::new(u32::MAX as usize);
+        let mut src = BytesMut::new();
+        src.extend_from_slice(&(u32::MAX - 1).to_be_bytes());
+        assert!(d.decode(&mut src).unwrap().is_none());
+        assert!(src.capacity() <= LEN_PREFIX + READ_CHUNK + 64, "reserved {}", src.capacity());
+    }
+
+    #[test]
+    fn eof_inside_a_frame_is_an_error_and_clean_eof_is_not() {
+        let mut d = decoder();
+        let mut src = BytesMut::from(&[0, 0, 0, 9, 1, 2][..]);
+        let err = d.decode_eof(&mut src).unwrap_err();
+        assert!(matches!(err, FrameError::Truncated { have: 6, need: 13 }), "{err}");
+        let mut src = BytesMut::from(&[0, 0][..]);
+        assert!(matches!(d.decode_eof(&mut src), Err(FrameError::Truncated { have: 2, need: 4 })));
+        assert!(d.decode_eof(&mut BytesMut::new()).unwrap().is_none());
+    }
+}

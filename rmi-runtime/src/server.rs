@@ -1,0 +1,215 @@
+//! The server side: accepting connections and serving the requests that arrive on any connection
+//! (getRequest / sendReply).
+//!
+//! Each request is checked in the reader (object exists, interface and version match, the
+//! connection is under its in-flight limit) and then runs in a task of its own, so a slow call does
+//! not hold up the others on the connection. The task builds the reply frame in one buffer: header,
+//! then the outcome the skeleton writes.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
+use futures_util::future::{AbortHandle, Abortable};
+use rmi_core::codec;
+use rmi_core::{CallId, Dispatch, Error, Fault, Flags, Header, Reply, RequestHeader};
+use tracing::Instrument;
+
+use crate::connection::{ConnInner, Connection, handshake_within};
+use crate::endpoint::EndpointInner;
+use crate::transport::Listener;
+
+/// Initial size of a reply buffer; it grows with the reply.
+const REPLY_BUFFER: usize = 256;
+
+impl ConnInner {
+    /// Starts serving a request that arrived on this connection.
+    pub(crate) fn serve(self: &Arc<Self>, request: RequestHeader, body: Bytes, args_at: usize) {
+        let oneway = request.flags.contains(Flags::ONEWAY);
+        let refuse = |fault: Fault| {
+            tracing::debug!(call = %request.call, object = %request.object, ?fault, "refusing call");
+            if !oneway {
+                self.reply_fault_now(request.call, fault);
+            }
+        };
+        let endpoint = &self.endpoint;
+        if endpoint.is_shutting_down() {
+            return refuse(Fault::ShuttingDown);
+        }
+        let Some(skeleton) = endpoint.table.get(&request.object) else {
+            return refuse(Fault::NoSuchObject);
+        };
+        let descriptor = skeleton.descriptor();
+        if descriptor.id != request.interface {
+            return refuse(Fault::WrongInterface { served: descriptor.id });
+        }
+        if descriptor.version != request.version {
+            return refuse(Fault::WrongVersion { served: descriptor.version });
+        }
+        let limit = endpoint.config.max_in_flight;
+        let admitted = self
+            .served_count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1))
+            .is_ok();
+        if !admitted {
+            return refuse(Fault::Overloaded { limit: u32::try_from(limit).unwrap_or(u32::MAX) });
+        }
+        let (abort, registration) = AbortHandle::new_pair();
+        if self.served.insert(request.call.0, abort).is_err() {
+            self.served_count.fetch_sub(1, Ordering::AcqRel);
+            // Closed meanwhile, or the peer reused a call id that is still running.
+            if !self.is_closed() {
+                tracing::warn!(call = %request.call, "peer reused the id of a call in flight; request dropped");
+            }
+            return;
+        }
+        let span = tracing::debug_span!(
+            "rmi.serve",
+            interface = descriptor.name,
+            method = descriptor.method(request.op).map_or("?", |m| m.name),
+            object = %request.object,
+            call = request.call.0,
+        );
+        let call = serve_call(Arc::clone(self), skeleton, request, body, args_at);
+        endpoint.served.spawn(Abortable::new(call, registration).instrument(span));
+    }
+}
+
+/// Releases a served call's slot when its task ends, however it ends.
+struct ServedGuard<'a> {
+    conn: &'a ConnInner,
+    call: CallId,
+}
+
+impl Drop for ServedGuard<'_> {
+    fn drop(&mut self) {
+        self.conn.served.remove(self.call.0);
+        self.conn.served_count.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn serve_call(
+    conn: Arc<ConnInner>,
+    skeleton: Arc<dyn Dispatch>,
+    request: RequestHeader,
+    body: Bytes,
+    args_at: usize,
+) {
+    let _slot = ServedGuard { conn: &conn, call: request.call };
+    let max_frame_len = conn.endpoint.config.max_frame_len;
+    let mut buf = BytesMut::with_capacity(REPLY_BUFFER);
+    let start = codec::begin_frame(&mut buf, &Header::Reply(request.call));
+    let header_end = buf.len();
+
+    let args = &body[args_at..];
+    let reply = Reply::new(&mut buf);
+    let run = AssertUnwindSafe(async { skeleton.dispatch(request.op, args, reply).await }).catch_unwind();
+    let outcome = match request.timeout() {
+        Some(patience) => match tokio::time::timeout(patience, run).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                tracing::debug!("the caller's deadline passed; call abandoned");
+                return;
+            }
+        },
+        None => run.await,
+    };
+    if let Err(panic) = outcome {
+        let message = panic_message(&*panic);
+        tracing::warn!(panic = %message, "servant panicked");
+        buf.truncate(header_end);
+        Reply::new(&mut buf).fault(Fault::ServantPanicked(message));
+    }
+    if request.flags.contains(Flags::ONEWAY) {
+        return;
+    }
+    if let Err(Error::FrameTooLarge { size, limit }) = codec::finish_frame(&mut buf, start, max_frame_len) {
+        tracing::warn!(size, limit, "reply too large");
+        buf.truncate(header_end);
+        Reply::new(&mut buf).fault(Fault::ReplyTooLarge { size, limit });
+        if codec::finish_frame(&mut buf, start, max_frame_len).is_err() {
+            return;
+        }
+    }
+    let _ = conn.send(buf.freeze()).await;
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+/// Accepts connections until the endpoint stops, handing each to its own handshake task.
+pub(crate) async fn accept_loop(endpoint: Arc<EndpointInner>, mut listener: Box<dyn Listener>) {
+    let address = listener.local_address().clone();
+    tracing::debug!(%address, "listening");
+    let stop = endpoint.stop.clone();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let io = match accepted {
+            Ok(io) => io,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%address, error = %e, "accept failed");
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(std::time::Duration::from_millis(50)) => continue,
+                }
+            }
+        };
+        match Arc::clone(&endpoint.accept_permits).try_acquire_owned() {
+            Ok(permit) => {
+                let endpoint2 = Arc::clone(&endpoint);
+                endpoint.io.spawn(async move {
+                    let mut io = io;
+                    let timeout = endpoint2.config.handshake_timeout;
+                    let deadline = crate::deadline_after(timeout);
+                    match handshake_within(&mut io, endpoint2.id, deadline, timeout).await {
+                        Ok(hello) => {
+                            Connection::start(&endpoint2, io, hello.endpoint, false, Some(permit));
+                        }
+                        Err(reason) => {
+                            tracing::warn!(peer = %io.peer, %reason, "handshake failed; closing connection");
+                        }
+                    }
+                });
+            }
+            Err(_) => {
+                tracing::warn!(
+                    peer = %io.peer,
+                    limit = endpoint.config.max_connections,
+                    "too many connections; closing the new one",
+                );
+            }
+        }
+    }
+    tracing::debug!(%address, "stopped listening");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_messages_are_recovered() {
+        let p = std::panic::catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
+        assert_eq!(panic_message(&*p), "boom 1");
+        let p = std::panic::catch_unwind(|| panic!("static")).unwrap_err();
+        assert_eq!(panic_message(&*p), "static");
+        let p = std::panic::catch_unwind(|| std::panic::panic_any(7u8)).unwrap_err();
+        assert_eq!(panic_message(&*p), "panic with a non-string payload");
+    }
+}
