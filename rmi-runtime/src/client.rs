@@ -127,7 +127,7 @@ impl Proxy {
         op: OpId,
         method: &'static str,
         args: &A,
-    ) -> impl Future<Output = Result<Result<T, E>, Error>> + Send + 'p
+    ) -> impl Future<Output = Result<Result<T, E>, Error>> + Send + use<'p, A, T, E>
     where
         A: Serialize + ?Sized,
         T: DeserializeOwned,
@@ -162,7 +162,7 @@ impl Proxy {
         op: OpId,
         method: &'static str,
         args: &A,
-    ) -> impl Future<Output = Result<(), Error>> + Send + 'p
+    ) -> impl Future<Output = Result<(), Error>> + Send + use<'p, A>
     where
         A: Serialize + ?Sized,
     {

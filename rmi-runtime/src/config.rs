@@ -69,9 +69,9 @@ impl Config {
         self
     }
 
-    /// Sets [`Config::max_in_flight`] (at least 1).
+    /// Sets [`Config::max_in_flight`] (at least 1, at most `u32::MAX`).
     pub fn max_in_flight(mut self, calls: usize) -> Self {
-        self.max_in_flight = calls.max(1);
+        self.max_in_flight = calls.clamp(1, u32::MAX as usize);
         self
     }
 

@@ -114,6 +114,8 @@ mod frame;
 mod server;
 mod table;
 pub mod transport;
+#[cfg(test)]
+mod wire_tests;
 
 pub use client::{Proxy, Stub};
 pub use config::Config;
