@@ -147,7 +147,8 @@ mod tests {
 
     #[test]
     fn out_of_range_values_are_brought_into_range() {
-        let c = Config { max_in_flight: 0, write_queue: 0, max_frame_len: 1, ..Config::default() }.sanitized();
+        let c =
+            Config { max_in_flight: 0, write_queue: 0, max_frame_len: 1, ..Config::default() }.sanitized();
         assert_eq!((c.max_in_flight, c.write_queue, c.max_frame_len), (1, 1, 64));
     }
 }

@@ -2,7 +2,9 @@
 
 use bytes::BytesMut;
 use rmi_core::codec;
-use rmi_core::{CallId, EndpointId, Fault, Flags, Header, Hello, InterfaceId, ObjectId, OpId, Reply, RequestHeader};
+use rmi_core::{
+    CallId, EndpointId, Fault, Flags, Header, Hello, InterfaceId, ObjectId, OpId, Reply, RequestHeader,
+};
 
 fn frame(header: Header, body: impl FnOnce(&mut BytesMut)) -> Vec<u8> {
     let mut buf = BytesMut::new();
@@ -53,7 +55,8 @@ fn reply_and_cancel_frames() {
     assert_eq!(ok, [0, 0, 0, 5, 0x01, 0xac, 0x02, 0x00, 0x0a]);
     let err = frame(Header::Reply(CallId(300)), |buf| Reply::new(buf).err("no"));
     assert_eq!(err, [0, 0, 0, 7, 0x01, 0xac, 0x02, 0x01, 0x02, b'n', b'o']);
-    let fault = frame(Header::Reply(CallId(300)), |buf| Reply::new(buf).fault(Fault::WrongVersion { served: 2 }));
+    let fault =
+        frame(Header::Reply(CallId(300)), |buf| Reply::new(buf).fault(Fault::WrongVersion { served: 2 }));
     assert_eq!(fault, [0, 0, 0, 6, 0x01, 0xac, 0x02, 0x02, 0x03, 0x02]);
     let cancel = frame(Header::Cancel(CallId(300)), |_| {});
     assert_eq!(cancel, [0, 0, 0, 3, 0x02, 0xac, 0x02]);
