@@ -9,7 +9,7 @@
 //! queues the frame and awaits the oneshot (see [`ConnInner::round_trip`]).
 
 use std::fmt;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -68,6 +68,8 @@ pub(crate) struct ConnInner {
     /// Calls this side serves, for cancel.
     pub(crate) served: CallMap<futures_util::future::AbortHandle>,
     pub(crate) served_count: AtomicUsize,
+    /// Replies the reader could not queue at once and a task is still sending.
+    overflow: AtomicUsize,
     closed: CancellationToken,
     reason: OnceLock<String>,
     /// Held while the connection is open, if a listener accepted it (`max_connections`).
@@ -99,6 +101,7 @@ impl Connection {
             outgoing: Semaphore::new(config.max_in_flight),
             served: CallMap::new(),
             served_count: AtomicUsize::new(0),
+            overflow: AtomicUsize::new(0),
             closed: CancellationToken::new(),
             reason: OnceLock::new(),
             accept_permit: Mutex::new(accept_permit),
@@ -206,14 +209,25 @@ impl ConnInner {
 
     /// Queues a frame from a task that must not wait (the reader): if the queue is full, a task
     /// finishes the send, so the reader keeps reading and two peers flooding each other cannot
-    /// deadlock.
-    pub(crate) fn send_now(&self, frame: Bytes) {
+    /// deadlock. At most `max_in_flight` such sends wait at once; beyond that the peer is not
+    /// reading its replies and further ones are dropped.
+    pub(crate) fn send_now(self: &Arc<Self>, frame: Bytes) {
         match self.tx.try_send(frame) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(frame)) => {
-                let tx = self.tx.clone();
+                let limit = self.endpoint.config.max_in_flight;
+                let admitted = self
+                    .overflow
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1))
+                    .is_ok();
+                if !admitted {
+                    tracing::debug!(peer = %self.label, "write queue full; reply dropped");
+                    return;
+                }
+                let conn = Arc::clone(self);
                 self.endpoint.io.spawn(async move {
-                    let _ = tx.send(frame).await;
+                    let _ = conn.tx.send(frame).await;
+                    conn.overflow.fetch_sub(1, Ordering::AcqRel);
                 });
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}
@@ -226,7 +240,7 @@ impl ConnInner {
     }
 
     /// Queues a reply to `call` carrying `fault`, from the reader.
-    pub(crate) fn reply_fault_now(&self, call: CallId, fault: Fault) {
+    pub(crate) fn reply_fault_now(self: &Arc<Self>, call: CallId, fault: Fault) {
         let mut buf = BytesMut::with_capacity(64);
         let start = codec::begin_frame(&mut buf, &Header::Reply(call));
         Reply::new(&mut buf).fault(fault);
