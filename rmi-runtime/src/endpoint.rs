@@ -203,9 +203,24 @@ impl Endpoint {
 
     /// Exports a shared skeleton; see [`Endpoint::export`].
     pub fn export_arc(&self, skeleton: Arc<dyn Dispatch>) -> RemoteRef {
-        let descriptor = skeleton.descriptor();
         let object = ObjectId::random();
+        let descriptor = skeleton.descriptor();
         self.inner.table.insert(object, skeleton);
+        self.reference(object, descriptor)
+    }
+
+    /// Exports `skeleton` under a chosen object id, for well-known objects that clients reach by
+    /// address and id alone (see [`Endpoint::proxy_at`]). Returns `None`, exporting nothing, if the
+    /// id is already in use.
+    ///
+    /// A chosen id can be guessed: anyone who can reach the endpoint can call the object. Prefer
+    /// [`Endpoint::export`] and hand out the reference.
+    pub fn export_with_id<D: Dispatch>(&self, object: ObjectId, skeleton: D) -> Option<RemoteRef> {
+        let descriptor = skeleton.descriptor();
+        self.inner.table.insert_new(object, Arc::new(skeleton)).then(|| self.reference(object, descriptor))
+    }
+
+    fn reference(&self, object: ObjectId, descriptor: &InterfaceDescriptor) -> RemoteRef {
         RemoteRef {
             endpoint: self.id(),
             address: self.address(),
@@ -304,6 +319,19 @@ impl Endpoint {
             },
         };
         Ok(self.stub_over(conn, reference))
+    }
+
+    /// A client stub of type `C` for the object `object` of the endpoint listening at `address`,
+    /// assumed to implement `C`'s interface and version (the server checks both on every call:
+    /// [`Error::WrongInterface`] / [`Error::WrongVersion`]).
+    ///
+    /// # Errors
+    /// The errors of [`Endpoint::connect`].
+    pub async fn proxy_at<C: Stub>(&self, address: &Address, object: ObjectId) -> Result<C, Error> {
+        let conn = self.connect(address).await?;
+        let descriptor = C::DESCRIPTOR;
+        let proxy = Proxy::new(conn, object, descriptor.id, descriptor.version).named(descriptor.name);
+        Ok(C::from_proxy(proxy))
     }
 
     /// A client stub of type `C` for the object `reference` names, calling over `conn` whoever

@@ -16,6 +16,17 @@ impl ObjectTable {
         self.objects.insert(object, skeleton);
     }
 
+    /// Inserts unless the id is taken; returns whether it inserted.
+    pub(crate) fn insert_new(&self, object: ObjectId, skeleton: Arc<dyn Dispatch>) -> bool {
+        match self.objects.entry(object) {
+            dashmap::Entry::Occupied(_) => false,
+            dashmap::Entry::Vacant(slot) => {
+                slot.insert(skeleton);
+                true
+            }
+        }
+    }
+
     pub(crate) fn get(&self, object: &ObjectId) -> Option<Arc<dyn Dispatch>> {
         self.objects.get(object).map(|entry| Arc::clone(entry.value()))
     }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use rmi_runtime::{Config, Error, InterfaceId, ObjectId, RemoteRef, Stub};
+use rmi_runtime::{Config, Endpoint, Error, InterfaceId, ObjectId, RemoteRef, Stub};
 
 async fn round_trip(kind: &str) {
     let s = setup(kind).await;
@@ -178,4 +178,21 @@ async fn an_oversized_request_fails_alone_and_an_oversized_reply_becomes_a_fault
     }
     assert_eq!(within(5, s.lab.echo("fine")).await.unwrap(), "fine", "the connection is untouched");
     assert!(!s.lab.0.connection().is_closed());
+}
+
+#[tokio::test]
+async fn a_well_known_object_is_reached_by_address_and_id() {
+    let server = Endpoint::new();
+    let address = server.listen(fresh("memory")).await.unwrap();
+    let id = ObjectId::from_u128(1);
+    let (skeleton, _probe, _records) = lab("well-known");
+    let reference = server.export_with_id(id, skeleton).expect("id 1 is free");
+    assert_eq!(reference.object, id);
+    let (again, _probe, _records) = lab("again");
+    assert!(server.export_with_id(id, again).is_none(), "an id in use is refused");
+
+    let client = Endpoint::new();
+    let lab: LabClient = within(5, client.proxy_at(&address, id)).await.unwrap();
+    assert_eq!(within(5, lab.whoami()).await.unwrap(), "well-known");
+    server.shutdown().await;
 }
