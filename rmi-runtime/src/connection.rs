@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::calls::CallMap;
 use crate::endpoint::EndpointInner;
-use crate::frame::FrameDecoder;
+use crate::frame::{FrameDecoder, FrameError};
 use crate::transport::{BoxRead, BoxWrite, Io};
 
 /// Size of a connection's write buffer: frames queued together are written with one system call
@@ -35,6 +35,8 @@ const WRITE_BUFFER: usize = 64 * 1024;
 const READ_BUFFER: usize = 16 * 1024;
 /// Frames taken off the write queue at once.
 const WRITE_BATCH: usize = 64;
+/// How long a closed connection's writer may still take to write the frames queued before the close.
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
 /// What a waiting call receives: the reply's payload (an encoded `Outcome`), or why none will come.
 pub(crate) type ReplySlot = oneshot::Sender<Result<Bytes, Error>>;
@@ -377,6 +379,11 @@ async fn read_loop(conn: Arc<ConnInner>, reader: BoxRead) {
                     break reason;
                 }
             }
+            Some(Err(FrameError::Io(e))) => {
+                tracing::debug!(peer = %conn.label, error = %e, "read failed");
+                conn.close(format!("read failed: {e}"));
+                return;
+            }
             Some(Err(e)) => break e.to_string(),
             None => {
                 conn.close("peer closed the connection");
@@ -391,7 +398,7 @@ async fn read_loop(conn: Arc<ConnInner>, reader: BoxRead) {
 async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer: BoxWrite) {
     let mut out = BufWriter::with_capacity(WRITE_BUFFER, writer);
     let closed = conn.closed.clone();
-    let result: std::io::Result<()> = async {
+    let work = async {
         let mut closed = std::pin::pin!(closed.cancelled());
         let mut batch = Vec::with_capacity(WRITE_BATCH);
         loop {
@@ -418,8 +425,17 @@ async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer:
         }
         out.flush().await?;
         out.shutdown().await
-    }
-    .await;
+    };
+    // Once closed, a peer that does not read gets `CLOSE_LINGER` to take the last frames; then
+    // the stream is dropped rather than kept open by a blocked write.
+    let linger = async {
+        conn.closed.cancelled().await;
+        tokio::time::sleep(CLOSE_LINGER).await;
+    };
+    let result = tokio::select! {
+        result = work => result,
+        () = linger => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "peer did not read the last frames")),
+    };
     if let Err(e) = result {
         if !conn.is_closed() {
             tracing::debug!(peer = %conn.label, error = %e, "write failed");
