@@ -1,0 +1,1 @@
+//! Tests of rmi: compile-time tests (trybuild UI tests, a hygiene test) and end-to-end tests live under `tests/`.
