@@ -1,1 +1,3 @@
 //! Tests of rmi: compile-time tests (trybuild UI tests, a hygiene test) and end-to-end tests live under `tests/`.
+
+pub mod services;
