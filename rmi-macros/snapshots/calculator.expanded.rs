@@ -238,7 +238,7 @@ impl<__S> ::rmi_runtime::__private::Debug for CalculatorSkeleton<__S> {
     }
 }
 #[automatically_derived]
-#[allow(unused_qualifications)]
+#[allow(unused_qualifications, deprecated)]
 impl<__S> ::rmi_runtime::__private::Dispatch for CalculatorSkeleton<__S>
 where
     __S: Calculator + ::rmi_runtime::__private::Send + ::rmi_runtime::__private::Sync

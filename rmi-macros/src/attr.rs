@@ -19,7 +19,14 @@ pub(crate) struct RemoteArgs {
 impl RemoteArgs {
     pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Self {
         let mut out = RemoteArgs { version: 1, name: None, krate: None };
+        let mut seen = Vec::new();
         let parser = syn::meta::parser(|meta| {
+            if let Some(ident) = meta.path.get_ident() {
+                if seen.contains(ident) {
+                    return Err(meta.error(format!("`{ident}` is set twice")));
+                }
+                seen.push(ident.clone());
+            }
             if meta.path.is_ident("version") {
                 let lit: LitInt = meta.value()?.parse()?;
                 out.version = lit.base10_parse::<u32>()?;

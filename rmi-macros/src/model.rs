@@ -68,8 +68,11 @@ impl<'a> Interface<'a> {
         if let Some(unsafety) = &item.unsafety {
             errors.push(unsafety, "remote traits cannot be `unsafe`");
         }
-        if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        if !item.generics.params.is_empty() {
             errors.push(&item.generics, "remote traits cannot be generic");
+        }
+        if let Some(w) = &item.generics.where_clause {
+            errors.push(w, "remote traits cannot have `where` clauses");
         }
         let methods = item
             .items
@@ -133,6 +136,13 @@ impl<'a> Method<'a> {
             errs.push(syn::Error::new_spanned(
                 body,
                 "remote methods cannot have a default body; implement the method on each servant",
+            ));
+        }
+        for attr in f.attrs.iter().filter(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr")) {
+            errs.push(syn::Error::new_spanned(
+                attr,
+                "remote methods cannot be conditional: the operations of an interface are part of its \
+                 wire contract; use another trait or interface version instead",
             ));
         }
         if sig.ident.to_string().starts_with("__") {
@@ -215,9 +225,11 @@ impl<'a> Method<'a> {
         })
     }
 
-    /// The user's attributes that the generated client method should carry (its docs).
-    pub(crate) fn doc_attrs(&self) -> impl Iterator<Item = &'a Attribute> {
-        self.original.attrs.iter().filter(|a| a.path().is_ident("doc"))
+    /// The user's attributes that the generated client method carries: docs, lint levels and
+    /// deprecation.
+    pub(crate) fn forwarded_attrs(&self) -> impl Iterator<Item = &'a Attribute> {
+        const FORWARDED: [&str; 7] = ["doc", "allow", "warn", "deny", "expect", "forbid", "deprecated"];
+        self.original.attrs.iter().filter(|a| FORWARDED.iter().any(|name| a.path().is_ident(name)))
     }
 
     /// The method's name as written, without `r#`.
@@ -271,5 +283,6 @@ pub(crate) fn camel_case(name: &str) -> String {
             out.push(c);
         }
     }
-    if out.is_empty() { "Op".to_owned() } else { out }
+    // `self_` and `_self` would give `Self`, a keyword.
+    if out == "Self" { "Self_".to_owned() } else { out }
 }

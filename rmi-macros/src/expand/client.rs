@@ -78,15 +78,17 @@ fn inherent_method(iface: &Interface<'_>, m: &Method<'_>) -> TokenStream {
     let variant = &m.variant;
     let arg_names: Vec<_> = m.args.iter().map(|a| a.ident).collect();
     let arg_types = m.args.iter().map(|a| a.ty);
-    let mut docs: Vec<_> = m.doc_attrs().map(|a| quote!(#a)).collect();
-    if docs.is_empty() {
+    let mut docs: Vec<_> = m.forwarded_attrs().map(|a| quote!(#a)).collect();
+    if !m.original.attrs.iter().any(|a| a.path().is_ident("doc")) {
         let doc = format!(" Calls `{name_str}` on the remote object.");
         docs.push(quote!(#[doc = #doc]));
     }
+    // Spanned at the user's method, so a type that cannot travel is reported there too.
+    let call_fn = syn::Ident::new("call", name.span());
     let call = |ok: &dyn quote::ToTokens, err: &dyn quote::ToTokens| {
         quote! {
             self.proxy
-                .call::<_, #ok, #err>(#ops::#variant.id(), #name_str, &(#(#arg_names,)*))
+                .#call_fn::<_, #ok, #err>(#ops::#variant.id(), #name_str, &(#(#arg_names,)*))
                 .await
         }
     };
@@ -141,7 +143,7 @@ fn trait_impl(iface: &Interface<'_>) -> TokenStream {
     let methods: Vec<_> = methods.collect();
     quote! {
         #[automatically_derived]
-        #[allow(unused_qualifications)]
+        #[allow(unused_qualifications, deprecated)]
         impl #trait_ident for #client where #(#bounds),* {
             #(#methods)*
         }

@@ -7,7 +7,8 @@ mod trait_;
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
-use syn::{Ident, ItemTrait, TraitItem};
+use syn::spanned::Spanned;
+use syn::{FnArg, Ident, ItemTrait, Pat, TraitItem};
 
 use crate::attr::{self, RemoteArgs};
 use crate::errors::Errors;
@@ -44,10 +45,24 @@ fn expand(iface: &Interface<'_>) -> TokenStream {
     }
 }
 
+/// The user's trait as it can compile next to the errors: without our attributes, and with argument
+/// patterns (already reported) replaced by `_`, which a method without a body accepts.
 fn strip_our_attrs(mut item: ItemTrait) -> ItemTrait {
     for it in &mut item.items {
         if let TraitItem::Fn(f) = it {
             f.attrs.retain(|a| !attr::is_ours(a));
+            if f.default.is_none() {
+                for input in &mut f.sig.inputs {
+                    if let FnArg::Typed(pt) = input
+                        && !matches!(&*pt.pat, Pat::Ident(_) | Pat::Wild(_))
+                    {
+                        *pt.pat = Pat::Wild(syn::PatWild {
+                            attrs: Vec::new(),
+                            underscore_token: syn::Token![_](pt.pat.span()),
+                        });
+                    }
+                }
+            }
         }
     }
     item

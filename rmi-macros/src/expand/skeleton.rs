@@ -1,7 +1,8 @@
 //! `{Trait}Skeleton<S>`: decodes each call, runs it on the servant, encodes the outcome.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use super::local;
 use crate::model::{Interface, Output};
@@ -32,18 +33,25 @@ pub(super) fn expand(iface: &Interface<'_>) -> TokenStream {
         let variant = &m.variant;
         let arg_names: Vec<_> = m.args.iter().map(|a| a.ident).collect();
         let arg_types = m.args.iter().map(|a| a.ty);
+        // Calls that need the user's types to be serde types are spanned at those types.
         let send = match &m.output {
-            Output::Unit | Output::Value(_) => quote!(#reply.ok(&#ret)),
-            Output::Result { .. } => quote! {
-                match #ret {
-                    #rt::__private::Result::Ok(#v) => #reply.ok(&#v),
-                    #rt::__private::Result::Err(#e) => #reply.err(&#e),
+            Output::Unit => quote!(#reply.ok(&#ret)),
+            Output::Value(ty) => quote_spanned!(ty.span()=> #reply.ok(&#ret)),
+            Output::Result { ok, err, .. } => {
+                let ok = quote_spanned!(ok.span()=> #reply.ok(&#v));
+                let err = quote_spanned!(err.span()=> #reply.err(&#e));
+                quote! {
+                    match #ret {
+                        #rt::__private::Result::Ok(#v) => #ok,
+                        #rt::__private::Result::Err(#e) => #err,
+                    }
                 }
-            },
+            }
         };
+        let decode_args = quote_spanned!(name.span()=> decode_args);
         quote! {
             #rt::__private::Option::Some(#ops::#variant) => {
-                let (#(#arg_names,)*) = match #rt::__private::decode_args::<(#(#arg_types,)*)>(#args) {
+                let (#(#arg_names,)*) = match #rt::__private::#decode_args::<(#(#arg_types,)*)>(#args) {
                     #rt::__private::Result::Ok(#v) => #v,
                     #rt::__private::Result::Err(#fault) => return #reply.fault(#fault),
                 };
@@ -87,7 +95,7 @@ pub(super) fn expand(iface: &Interface<'_>) -> TokenStream {
         }
 
         #[automatically_derived]
-        #[allow(unused_qualifications)]
+        #[allow(unused_qualifications, deprecated)]
         impl<__S> #rt::__private::Dispatch for #skeleton<__S>
         where
             __S: #trait_ident + #rt::__private::Send + #rt::__private::Sync + 'static,

@@ -1,0 +1,11 @@
+use rmi_runtime::remote;
+
+#[remote]
+trait Counter
+where
+    Self: Sized,
+{
+    async fn next(&self) -> u64;
+}
+
+fn main() {}
