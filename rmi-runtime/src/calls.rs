@@ -61,6 +61,13 @@ impl<V> CallMap<V> {
         Ok(())
     }
 
+    pub(crate) fn get(&self, id: u64) -> Option<V>
+    where
+        V: Clone,
+    {
+        self.shard(id).map.get(&id).cloned()
+    }
+
     pub(crate) fn remove(&self, id: u64) -> Option<V> {
         self.shard(id).map.remove(&id)
     }

@@ -307,7 +307,9 @@ impl ConnInner {
             },
             Header::Request(request) => self.serve(request, body, offset),
             Header::Cancel(call) => {
-                if let Some(served) = self.served.remove(call.0) {
+                // The entry stays until the call's task ends and removes it, so the id counts as
+                // in use until then and no other call's entry can be removed in its name.
+                if let Some(served) = self.served.get(call.0) {
                     tracing::debug!(%call, "peer cancelled the call");
                     served.abort();
                 }

@@ -57,15 +57,18 @@ impl ConnInner {
         if !admitted {
             return refuse(Fault::Overloaded { limit: u32::try_from(limit).unwrap_or(u32::MAX) });
         }
+        // From here the call holds a slot; the guard releases it however the call ends, even if
+        // a cancel aborts the task before it first runs (the task then drops its future unpolled).
+        let mut slot = ServedGuard { conn: Arc::clone(self), call: None };
         let (abort, registration) = AbortHandle::new_pair();
         if self.served.insert(request.call.0, abort).is_err() {
-            self.served_count.fetch_sub(1, Ordering::AcqRel);
             // Closed meanwhile, or the peer reused a call id that is still running.
             if !self.is_closed() {
                 tracing::warn!(call = %request.call, "peer reused the id of a call in flight; request dropped");
             }
             return;
         }
+        slot.call = Some(request.call);
         let span = tracing::debug_span!(
             "rmi.serve",
             interface = descriptor.name,
@@ -73,32 +76,37 @@ impl ConnInner {
             object = %request.object,
             call = request.call.0,
         );
-        let call = serve_call(Arc::clone(self), skeleton, request, body, args_at);
+        let call = serve_call(slot, skeleton, request, body, args_at);
         endpoint.served.spawn(Abortable::new(call, registration).instrument(span));
     }
 }
 
-/// Releases a served call's slot when its task ends, however it ends.
-struct ServedGuard<'a> {
-    conn: &'a ConnInner,
-    call: CallId,
+/// A served call's slot: its entry in the connection's table of served calls and its place in the
+/// in-flight count. Dropping it releases both, so it lives in the call's future from the start: a
+/// task aborted before its first poll still drops it.
+struct ServedGuard {
+    conn: Arc<ConnInner>,
+    /// The entry in `served`, once it is made.
+    call: Option<CallId>,
 }
 
-impl Drop for ServedGuard<'_> {
+impl Drop for ServedGuard {
     fn drop(&mut self) {
-        self.conn.served.remove(self.call.0);
+        if let Some(call) = self.call {
+            self.conn.served.remove(call.0);
+        }
         self.conn.served_count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 async fn serve_call(
-    conn: Arc<ConnInner>,
+    slot: ServedGuard,
     skeleton: Arc<dyn Dispatch>,
     request: RequestHeader,
     body: Bytes,
     args_at: usize,
 ) {
-    let _slot = ServedGuard { conn: &conn, call: request.call };
+    let conn = &slot.conn;
     let max_frame_len = conn.endpoint.config.max_frame_len;
     let mut buf = BytesMut::with_capacity(REPLY_BUFFER);
     let start = codec::begin_frame(&mut buf, &Header::Reply(request.call));

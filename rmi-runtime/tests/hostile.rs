@@ -6,8 +6,14 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use common::*;
-use rmi_runtime::{Address, Config, Endpoint, EndpointId, Error};
+use futures_util::FutureExt;
+use rmi_core::codec;
+use rmi_core::{CallId, Flags, Header, NoError, Outcome, Reply, RequestHeader};
+use rmi_runtime::{Address, Config, Endpoint, EndpointId, Error, Fault, ObjectId, OpId};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -157,4 +163,142 @@ async fn connections_beyond_the_limit_are_closed_at_once() {
     let third = Endpoint::new();
     let lab: LabClient = within(5, third.proxy(&s.reference)).await.unwrap();
     assert_eq!(within(5, lab.echo("third")).await.unwrap(), "third");
+}
+
+fn frame(header: &Header, body: impl FnOnce(&mut BytesMut)) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    let start = codec::begin_frame(&mut buf, header);
+    body(&mut buf);
+    codec::finish_frame(&mut buf, start, 1 << 20).unwrap();
+    buf.to_vec()
+}
+
+/// A request frame for `op` of the `Lab` object `object`.
+fn request(call: u64, object: ObjectId, op: OpId, args: &impl Serialize) -> Vec<u8> {
+    let header = Header::Request(RequestHeader {
+        call: CallId(call),
+        object,
+        interface: LAB.id,
+        version: LAB.version,
+        op,
+        flags: Flags::default(),
+        timeout_us: None,
+    });
+    frame(&header, |buf| codec::encode_into(buf, args).unwrap())
+}
+
+fn cancel(call: u64) -> Vec<u8> {
+    frame(&Header::Cancel(CallId(call)), |_| {})
+}
+
+fn reply(call: u64, value: &impl Serialize) -> Vec<u8> {
+    frame(&Header::Reply(CallId(call)), |buf| Reply::new(buf).ok(value))
+}
+
+/// Reads frames until one that is not a reply to another call: a reply to `call` (returned,
+/// decoded) or a request (returned as `Err` with its header and arguments).
+async fn next_for<T: DeserializeOwned>(
+    stream: &mut TcpStream,
+    call: u64,
+) -> Result<Outcome<T, NoError>, (RequestHeader, Vec<u8>)> {
+    loop {
+        let mut len = [0u8; 4];
+        within(5, stream.read_exact(&mut len)).await.unwrap();
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        within(5, stream.read_exact(&mut body)).await.unwrap();
+        match codec::split_frame(&body).unwrap() {
+            (Header::Reply(id), payload) if id == CallId(call) => return Ok(codec::decode(payload).unwrap()),
+            (Header::Request(request), args) => return Err((request, args.to_vec())),
+            _ => {}
+        }
+    }
+}
+
+async fn reply_to<T: DeserializeOwned>(stream: &mut TcpStream, call: u64) -> Outcome<T, NoError> {
+    match next_for(stream, call).await {
+        Ok(outcome) => outcome,
+        Err((request, _)) => panic!("expected the reply to call {call}, got a request {request:?}"),
+    }
+}
+
+#[tokio::test]
+async fn calls_cancelled_before_their_task_starts_release_their_in_flight_slots() {
+    // Each request and its cancel arrive together, so the reader aborts the call before its task
+    // first runs; the slot must be released all the same, or the connection ends up overloaded.
+    let s = setup_with("tcp", Config::default().max_in_flight(2), Config::default()).await;
+    let mut raw = raw_after_handshake(&s.address).await;
+    let mut bytes = Vec::new();
+    for call in 1..=8 {
+        bytes.extend(request(call, s.reference.object, HANG, &()));
+        bytes.extend(cancel(call));
+    }
+    raw.write_all(&bytes).await.unwrap();
+    raw.write_all(&request(100, s.reference.object, ADD, &(1i32, 2i32))).await.unwrap();
+    assert_eq!(reply_to::<i32>(&mut raw, 100).await, Outcome::Ok(3));
+}
+
+#[tokio::test]
+async fn an_id_cancelled_but_still_ending_is_in_use_and_free_once_ended() {
+    let s = setup("tcp").await;
+    let mut raw = raw_after_handshake(&s.address).await;
+    // The first call 5 is aborted before it starts, but its task has not ended when the second
+    // call 5 arrives: the id is still in use, so the second is dropped (had it run, the end of the
+    // first would have removed its entry and no cancel could have reached it).
+    let mut bytes = request(5, s.reference.object, HANG, &());
+    bytes.extend(cancel(5));
+    bytes.extend(request(5, s.reference.object, HANG, &()));
+    bytes.extend(request(8, s.reference.object, ADD, &(1i32, 2i32)));
+    raw.write_all(&bytes).await.unwrap();
+    assert_eq!(reply_to::<i32>(&mut raw, 8).await, Outcome::Ok(3));
+    assert!(s.probe.started.notified().now_or_never().is_none(), "the second call 5 ran");
+    // Once the first has ended, the id is free again, and a cancel reaches the call using it.
+    raw.write_all(&request(5, s.reference.object, HANG, &())).await.unwrap();
+    within(5, s.probe.started.notified()).await;
+    raw.write_all(&cancel(5)).await.unwrap();
+    within(5, s.probe.dropped.notified()).await;
+}
+
+#[tokio::test]
+async fn stray_replies_and_cancels_sent_to_a_server_are_ignored() {
+    let s = setup("tcp").await;
+    let mut raw = raw_after_handshake(&s.address).await;
+    let mut bytes = reply(12345, &5i32);
+    bytes.extend(reply(12345, &5i32));
+    bytes.extend(frame(&Header::Reply(CallId(1)), |buf| buf.extend_from_slice(&[0xff; 9])));
+    bytes.extend(cancel(999));
+    bytes.extend(request(7, s.reference.object, ADD, &(1i32, 2i32)));
+    raw.write_all(&bytes).await.unwrap();
+    assert_eq!(reply_to::<i32>(&mut raw, 7).await, Outcome::Ok(3));
+}
+
+#[tokio::test]
+async fn a_server_sending_duplicate_and_unknown_replies_and_requests_is_survived() {
+    // A raw "server" that the client dials: it answers the client's call twice, answers a call
+    // never made, and calls the client, which exports nothing.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = Address::Tcp(listener.local_addr().unwrap());
+    let peer = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        stream.write_all(&rmi_core_hello()).await.unwrap();
+        let mut theirs = [0u8; HELLO_LEN];
+        stream.read_exact(&mut theirs).await.unwrap();
+        for _ in 0..2 {
+            let (call, args) = next_for::<()>(&mut stream, u64::MAX).await.unwrap_err();
+            let (a, b): (i32, i32) = codec::decode(&args).unwrap();
+            let mut bytes = reply(call.call.0, &(a + b));
+            bytes.extend(reply(call.call.0, &(a + b)));
+            bytes.extend(reply(call.call.0 + 1000, &0i32));
+            bytes.extend(cancel(4242));
+            bytes.extend(request(77, ObjectId::random(), ADD, &(1i32, 1i32)));
+            stream.write_all(&bytes).await.unwrap();
+            let outcome = reply_to::<()>(&mut stream, 77).await;
+            assert_eq!(outcome, Outcome::Fault(Fault::NoSuchObject));
+        }
+    });
+    let client = Endpoint::new();
+    let lab: LabClient = within(5, client.proxy_at(&address, ObjectId::random())).await.unwrap();
+    assert_eq!(within(5, lab.add(1, 2)).await.unwrap(), 3);
+    assert_eq!(within(5, lab.add(2, 3)).await.unwrap(), 5);
+    within(5, peer).await.unwrap();
+    assert!(!lab.0.connection().is_closed());
 }
