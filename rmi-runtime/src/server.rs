@@ -112,11 +112,14 @@ async fn serve_call(
     let start = codec::begin_frame(&mut buf, &Header::Reply(request.call));
     let header_end = buf.len();
 
+    // The caller's patience bounds the whole call, queuing the reply included: a peer that does
+    // not read its replies cannot keep the call's slot and its reply buffer beyond it.
+    let deadline = request.timeout().map(crate::deadline_after);
     let args = &body[args_at..];
     let reply = Reply::new(&mut buf);
     let run = AssertUnwindSafe(async { skeleton.dispatch(request.op, args, reply).await }).catch_unwind();
-    let outcome = match request.timeout() {
-        Some(patience) => match tokio::time::timeout(patience, run).await {
+    let outcome = match deadline {
+        Some(deadline) => match tokio::time::timeout_at(deadline, run).await {
             Ok(outcome) => outcome,
             Err(_) => {
                 tracing::debug!("the caller's deadline passed; call abandoned");
@@ -142,7 +145,20 @@ async fn serve_call(
             return;
         }
     }
-    let _ = conn.send(buf.freeze()).await;
+    let send = conn.send(buf.freeze());
+    match deadline {
+        // A send that completes at once never registers the timer.
+        Some(deadline) => {
+            if tokio::time::timeout_at(deadline, send).await.is_err() {
+                tracing::debug!(
+                    "the caller's deadline passed while the reply waited to be queued; reply dropped"
+                );
+            }
+        }
+        None => {
+            let _ = send.await;
+        }
+    }
 }
 
 /// The text of a panic payload.
@@ -210,6 +226,64 @@ pub(crate) async fn accept_loop(endpoint: Arc<EndpointInner>, mut listener: Box<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    use rmi_core::{BoxFuture, EndpointId, InterfaceDescriptor, InterfaceId, MethodDescriptor, OpId};
+    use tokio::io::AsyncWriteExt;
+
+    use crate::{Config, Endpoint, transport};
+
+    const BIG: OpId = OpId::from_name("big");
+    static BIGGER: InterfaceDescriptor = InterfaceDescriptor {
+        name: "Bigger",
+        id: InterfaceId::from_name("Bigger"),
+        version: 1,
+        methods: &[MethodDescriptor { name: "big", op: BIG }],
+    };
+
+    /// Answers every call with a 1 MiB string.
+    struct Bigger;
+
+    impl Dispatch for Bigger {
+        fn descriptor(&self) -> &'static InterfaceDescriptor {
+            &BIGGER
+        }
+
+        fn dispatch<'a>(&'a self, _: OpId, _: &'a [u8], reply: Reply<'a>) -> BoxFuture<'a, ()> {
+            Box::pin(async move { reply.ok("x".repeat(1 << 20).as_str()) })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_the_peer_does_not_read_gives_up_its_slot_at_the_callers_deadline() {
+        let server = Endpoint::with_config(Config::default().write_queue(1));
+        let address = server.listen("memory://server-unit-unread-replies").await.unwrap();
+        let object = server.export(Bigger).object;
+        let mut io = transport::connect(&address).await.unwrap();
+        crate::connection::handshake(&mut io, EndpointId::random()).await.unwrap();
+        let mut frames = BytesMut::new();
+        for call in 1..=4 {
+            let header = Header::Request(RequestHeader {
+                call: CallId(call),
+                object,
+                interface: BIGGER.id,
+                version: 1,
+                op: BIG,
+                flags: Flags::default(),
+                timeout_us: Some(100_000),
+            });
+            let start = codec::begin_frame(&mut frames, &header);
+            codec::finish_frame(&mut frames, start, 1 << 20).unwrap();
+        }
+        // The peer never reads: one reply fills the pipe, one the write queue, two wait to be queued.
+        io.writer.write_all(&frames).await.unwrap();
+        // Virtual time: it moves on only once every task waits, so the 100 ms deadlines have fired
+        // and their calls have run to the end before this sleep is over.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let conn = server.connections().pop().expect("the server side of the connection");
+        assert_eq!(conn.inner.served_count.load(Ordering::Acquire), 0, "calls still hold their slots");
+        drop(io);
+    }
 
     #[test]
     fn panic_messages_are_recovered() {
