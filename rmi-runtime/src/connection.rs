@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use rmi_core::codec;
-use rmi_core::{CallId, EndpointId, Error, Fault, Header, Hello, Reply};
+use rmi_core::{Address, CallId, EndpointId, Error, Fault, Header, Hello, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
@@ -60,7 +60,8 @@ pub(crate) struct ConnInner {
     pub(crate) id: u64,
     peer: EndpointId,
     label: String,
-    dialled: bool,
+    /// The address this endpoint dialled, its key in the connection pool; `None` if accepted.
+    dialled: Option<Address>,
     /// Frames for the writer task.
     tx: mpsc::Sender<Bytes>,
     /// Calls this side issued and waits on.
@@ -87,7 +88,7 @@ impl Connection {
         endpoint: &Arc<EndpointInner>,
         io: Io,
         peer: EndpointId,
-        dialled: bool,
+        dialled: Option<Address>,
         accept_permit: Option<OwnedSemaphorePermit>,
     ) -> Connection {
         let config = &endpoint.config;
@@ -116,7 +117,7 @@ impl Connection {
         if !endpoint.register(&conn) {
             conn.inner.close("endpoint is shutting down");
         }
-        tracing::debug!(peer = %conn.inner.label, endpoint = %peer, dialled, "connection open");
+        tracing::debug!(peer = %conn.inner.label, endpoint = %peer, dialled = conn.dialled(), "connection open");
         conn
     }
 
@@ -134,7 +135,7 @@ impl Connection {
     /// Whether this endpoint dialled the connection (as opposed to accepting it). Either side may
     /// call the other's objects over it.
     pub fn dialled(&self) -> bool {
-        self.inner.dialled
+        self.inner.dialled.is_some()
     }
 
     /// Whether the connection is closed. Calls on a closed connection fail at once with
@@ -168,7 +169,7 @@ impl fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("peer", &self.inner.label)
             .field("peer_endpoint", &self.inner.peer)
-            .field("dialled", &self.inner.dialled)
+            .field("dialled", &self.dialled())
             .field("closed", &self.inner.is_closed())
             .finish()
     }
@@ -199,6 +200,9 @@ impl ConnInner {
         }
         self.accept_permit.lock().unwrap_or_else(PoisonError::into_inner).take();
         self.endpoint.unregister(self.id);
+        if let Some(address) = &self.dialled {
+            self.endpoint.unpool(address, self.id);
+        }
         tracing::debug!(peer = %self.label, %reason, "connection closed");
     }
 

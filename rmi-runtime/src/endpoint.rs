@@ -252,32 +252,34 @@ impl Endpoint {
         if self.inner.is_shutting_down() {
             return Err(Error::ShuttingDown);
         }
+        // One deadline for waiting on another caller's dial to the same address and for our own:
+        // callers queued behind dials to a silent address do not wait one timeout each.
+        let timeout = self.inner.config.handshake_timeout;
+        let deadline = crate::deadline_after(timeout);
         let slot = lock(&self.inner.pool).entry(address.clone()).or_default().clone();
-        let mut slot = slot.lock().await;
+        let _tidy = PoolTidy { inner: &self.inner, address, slot: &slot };
+        let Ok(mut slot) = tokio::time::timeout_at(deadline, slot.lock()).await else {
+            return Err(not_connected_within(address, timeout));
+        };
         if let Some(conn) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(conn.clone());
         }
-        let conn = self.dial(address).await?;
+        let conn = self.dial(address, deadline).await?;
         *slot = Some(conn.clone());
         Ok(conn)
     }
 
-    async fn dial(&self, address: &Address) -> Result<Connection, Error> {
+    async fn dial(&self, address: &Address, deadline: Instant) -> Result<Connection, Error> {
         let timeout = self.inner.config.handshake_timeout;
-        let deadline = crate::deadline_after(timeout);
         let mut io = match tokio::time::timeout_at(deadline, transport::connect(address)).await {
             Ok(Ok(io)) => io,
             Ok(Err(source)) => return Err(Error::Connect { address: address.to_string(), source }),
-            Err(_) => {
-                let source =
-                    io::Error::new(io::ErrorKind::TimedOut, format!("not connected within {timeout:?}"));
-                return Err(Error::Connect { address: address.to_string(), source });
-            }
+            Err(_) => return Err(not_connected_within(address, timeout)),
         };
         let hello = handshake_within(&mut io, self.id(), deadline, timeout)
             .await
             .map_err(|reason| Error::Handshake { peer: address.to_string(), reason })?;
-        Ok(Connection::start(&self.inner, io, hello.endpoint, true, None))
+        Ok(Connection::start(&self.inner, io, hello.endpoint, Some(address.clone()), None))
     }
 
     /// An open connection to the endpoint `peer`, dialled by either side, if there is one.
@@ -439,6 +441,49 @@ impl EndpointInner {
         // Dropped outside the lock: it may be the last handle.
         drop(removed);
     }
+
+    /// Forgets the pooled connection `id` to `address` as it closes, unless a caller of
+    /// `Endpoint::connect` holds its slot (that caller then replaces or removes it).
+    pub(crate) fn unpool(&self, address: &Address, id: u64) {
+        let removed = {
+            let mut pool = lock(&self.pool);
+            let ours = pool.get(address).is_some_and(|slot| {
+                Arc::strong_count(slot) == 1
+                    && slot.try_lock().is_ok_and(|conn| conn.as_ref().is_none_or(|c| c.inner.id == id))
+            });
+            if ours { pool.remove(address) } else { None }
+        };
+        drop(removed);
+    }
+}
+
+fn not_connected_within(address: &Address, timeout: std::time::Duration) -> Error {
+    let source = io::Error::new(io::ErrorKind::TimedOut, format!("not connected within {timeout:?}"));
+    Error::Connect { address: address.to_string(), source }
+}
+
+/// Removes a pool slot, when a `connect` ends however it ends (error, cancel or success), if no
+/// other caller holds it and it holds no open connection: the pool keeps one entry per address
+/// with an open connection or a dial under way, not one per address ever tried.
+struct PoolTidy<'a> {
+    inner: &'a EndpointInner,
+    address: &'a Address,
+    slot: &'a PoolSlot,
+}
+
+impl Drop for PoolTidy<'_> {
+    fn drop(&mut self) {
+        let removed = {
+            let mut pool = lock(&self.inner.pool);
+            // Clones of a slot are made under the pool's lock: two references (the map's and
+            // ours) mean nobody else is waiting on it.
+            let unused = pool.get(self.address).is_some_and(|s| Arc::ptr_eq(s, self.slot))
+                && Arc::strong_count(self.slot) == 2
+                && self.slot.try_lock().is_ok_and(|conn| conn.as_ref().is_none_or(Connection::is_closed));
+            if unused { pool.remove(self.address) } else { None }
+        };
+        drop(removed);
+    }
 }
 
 fn check_interface(descriptor: &InterfaceDescriptor, reference: &RemoteRef) -> Result<(), Error> {
@@ -453,4 +498,36 @@ fn check_interface(descriptor: &InterfaceDescriptor, reference: &RemoteRef) -> R
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pooled(endpoint: &Endpoint) -> usize {
+        lock(&endpoint.inner.pool).len()
+    }
+
+    #[tokio::test]
+    async fn the_pool_forgets_failed_dials_and_closed_connections() {
+        let client = Endpoint::new();
+        for i in 0..10 {
+            let nowhere: Address = format!("memory://endpoint-unit-nobody-{i}").parse().unwrap();
+            assert!(matches!(client.connect(&nowhere).await, Err(Error::Connect { .. })));
+        }
+        assert_eq!(pooled(&client), 0, "failed dials left pool entries");
+
+        let server = Endpoint::new();
+        let address = server.listen("memory://endpoint-unit-pool").await.unwrap();
+        let conn = client.connect(&address).await.unwrap();
+        assert_eq!(pooled(&client), 1);
+        conn.close();
+        assert_eq!(pooled(&client), 0, "a closed connection stayed pooled");
+
+        // Closed by the peer: the reader closes it, and the pool forgets it.
+        let conn = client.connect(&address).await.unwrap();
+        server.shutdown().await;
+        conn.closed().await;
+        assert_eq!(pooled(&client), 0, "a connection the peer closed stayed pooled");
+    }
 }

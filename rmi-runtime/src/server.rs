@@ -203,7 +203,7 @@ pub(crate) async fn accept_loop(endpoint: Arc<EndpointInner>, mut listener: Box<
                     let deadline = crate::deadline_after(timeout);
                     match handshake_within(&mut io, endpoint2.id, deadline, timeout).await {
                         Ok(hello) => {
-                            Connection::start(&endpoint2, io, hello.endpoint, false, Some(permit));
+                            Connection::start(&endpoint2, io, hello.endpoint, None, Some(permit));
                         }
                         Err(reason) => {
                             tracing::warn!(peer = %io.peer, %reason, "handshake failed; closing connection");

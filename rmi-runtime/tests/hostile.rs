@@ -149,6 +149,26 @@ async fn dialling_a_silent_peer_times_out_in_the_handshake() {
     assert!(started.elapsed() < timeout + Duration::from_secs(1));
 }
 
+#[tokio::test(start_paused = true)]
+async fn callers_dialling_a_silent_peer_together_all_fail_within_one_handshake_timeout() {
+    // A listener that never accepts: connects succeed, handshakes never complete.
+    let silent = rmi_runtime::transport::bind(&fresh("memory").parse().unwrap()).await.unwrap();
+    let address = silent.local_address().clone();
+    let timeout = Duration::from_secs(1);
+    let client = Endpoint::with_config(Config::default().handshake_timeout(timeout));
+    let started = tokio::time::Instant::now();
+    let dials = (0..4).map(|_| async {
+        let r = client.connect(&address).await;
+        (r, started.elapsed())
+    });
+    for (r, took) in futures_util::future::join_all(dials).await {
+        assert!(matches!(r, Err(Error::Handshake { .. } | Error::Connect { .. })), "{r:?}");
+        // Virtual time: exactly the deadline, not one timeout per caller queued before this one.
+        assert!(took <= timeout, "a caller waited {took:?}");
+    }
+    drop(silent);
+}
+
 #[tokio::test]
 async fn connections_beyond_the_limit_are_closed_at_once() {
     let s = setup_with("tcp", Config::default().max_connections(1), Config::default()).await;
