@@ -206,11 +206,9 @@ impl ConnInner {
         tracing::debug!(peer = %self.label, %reason, "connection closed");
     }
 
-    /// Aborts the reader and writer tasks (after a shutdown's grace ran out).
-    pub(crate) fn abort_tasks(&self) {
-        for task in self.tasks.get().into_iter().flatten() {
-            task.abort();
-        }
+    /// The reader and writer tasks, to abort if they outlive a shutdown's grace.
+    pub(crate) fn task_handles(&self) -> impl Iterator<Item = tokio::task::AbortHandle> + '_ {
+        self.tasks.get().into_iter().flatten().cloned()
     }
 
     /// Queues a frame from a task that must not wait (the reader): if the queue is full, a task

@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use rmi_core::{
     Address, AddressParseError, CallId, Dispatch, EndpointId, Error, InterfaceDescriptor, ObjectId, RemoteRef,
@@ -62,6 +62,10 @@ pub(crate) struct EndpointInner {
     /// Every open connection, dialled or accepted.
     open: Mutex<Registry>,
     shutting_down: AtomicBool,
+    /// When the shutdown's grace ends, set by the first call to `shutdown`.
+    shutdown_deadline: OnceLock<Instant>,
+    /// Reader and writer tasks of the connections a shutdown closed, to abort after the grace.
+    closing: Mutex<Vec<tokio::task::AbortHandle>>,
     /// Stops the accept loops.
     pub(crate) stop: CancellationToken,
     /// Cancelled when a shutdown has finished.
@@ -139,6 +143,8 @@ impl Endpoint {
                 pool: Mutex::default(),
                 open: Mutex::default(),
                 shutting_down: AtomicBool::new(false),
+                shutdown_deadline: OnceLock::new(),
+                closing: Mutex::default(),
                 stop: CancellationToken::new(),
                 done: CancellationToken::new(),
                 served: TaskTracker::new(),
@@ -366,39 +372,15 @@ impl Endpoint {
     /// still running, and closes every connection (frames already queued are still written). Calls
     /// this endpoint was waiting on fail with [`Error::ConnectionClosed`].
     ///
-    /// Calling it again returns a future that waits for the first shutdown to finish.
+    /// Calling it again returns a future that finishes the same shutdown, with the deadline the
+    /// first call set, whether or not the first future is still being polled.
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
         let inner = Arc::clone(&self.inner);
-        let first = !inner.shutting_down.swap(true, Ordering::SeqCst);
+        inner.shutting_down.store(true, Ordering::SeqCst);
+        let deadline =
+            *inner.shutdown_deadline.get_or_init(|| crate::deadline_after(inner.config.shutdown_grace));
         inner.stop.cancel();
-        async move {
-            if !first {
-                return inner.done.cancelled().await;
-            }
-            let grace = inner.config.shutdown_grace;
-            let deadline = crate::deadline_after(grace);
-            inner.served.close();
-            if tokio::time::timeout_at(deadline, inner.served.wait()).await.is_err() {
-                tracing::warn!(?grace, "calls still running after the shutdown grace; aborting them");
-            }
-            let connections = {
-                let mut open = lock(&inner.open);
-                open.closed = true;
-                std::mem::take(&mut open.connections)
-            };
-            for conn in connections.values() {
-                conn.inner.close("endpoint shut down");
-            }
-            inner.io.close();
-            // Writers flush what is queued; a peer that does not read gets the rest of the grace.
-            let flush_deadline = deadline.max(Instant::now() + std::time::Duration::from_millis(100));
-            if tokio::time::timeout_at(flush_deadline, inner.io.wait()).await.is_err() {
-                for conn in connections.values() {
-                    conn.inner.abort_tasks();
-                }
-            }
-            inner.done.cancel();
-        }
+        async move { inner.finish_shutdown(deadline).await }
     }
 }
 
@@ -414,6 +396,40 @@ impl fmt::Debug for Endpoint {
 }
 
 impl EndpointInner {
+    /// The work of a shutdown. Every step can be repeated, so any caller of `shutdown` can
+    /// drive it to the end, even after another caller's future was dropped half-way.
+    async fn finish_shutdown(&self, deadline: Instant) {
+        if self.done.is_cancelled() {
+            return;
+        }
+        self.served.close();
+        if tokio::time::timeout_at(deadline, self.served.wait()).await.is_err() {
+            let grace = self.config.shutdown_grace;
+            tracing::warn!(?grace, "calls still running after the shutdown grace; aborting them");
+        }
+        let connections = {
+            let mut open = lock(&self.open);
+            open.closed = true;
+            std::mem::take(&mut open.connections)
+        };
+        lock(&self.closing).extend(connections.values().flat_map(|conn| conn.inner.task_handles()));
+        for conn in connections.values() {
+            conn.inner.close("endpoint shut down");
+        }
+        drop(connections);
+        self.io.close();
+        // Writers flush what is queued; a peer that does not read gets the rest of the grace.
+        let flush_deadline = deadline.max(Instant::now() + std::time::Duration::from_millis(100));
+        let flushed = tokio::time::timeout_at(flush_deadline, self.io.wait()).await.is_ok();
+        let tasks = std::mem::take(&mut *lock(&self.closing));
+        if !flushed {
+            for task in &tasks {
+                task.abort();
+            }
+        }
+        self.done.cancel();
+    }
+
     pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
     }

@@ -127,3 +127,14 @@ async fn listening_on_a_bad_or_busy_address_is_a_listen_error() {
     let again = Endpoint::new();
     again.listen(name).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_shutdown_whose_first_future_was_dropped_is_finished_by_the_next_call() {
+    let s = setup("tcp").await;
+    drop(s.server.shutdown());
+    assert!(matches!(within(5, s.lab.add(1, 1)).await, Err(Error::ShuttingDown)));
+    within(5, s.server.shutdown()).await;
+    within(5, s.lab.0.connection().closed()).await;
+    // And once finished, further calls return at once.
+    within(5, s.server.shutdown()).await;
+}
