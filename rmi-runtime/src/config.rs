@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
+
 /// The limits and timeouts of an [`Endpoint`](crate::Endpoint). Every limit has a default and a
 /// setting.
 ///
@@ -69,9 +71,10 @@ impl Config {
         self
     }
 
-    /// Sets [`Config::max_in_flight`] (at least 1, at most `u32::MAX`).
+    /// Sets [`Config::max_in_flight`] (at least 1, at most `u32::MAX` and
+    /// [`Semaphore::MAX_PERMITS`](tokio::sync::Semaphore::MAX_PERMITS)).
     pub fn max_in_flight(mut self, calls: usize) -> Self {
-        self.max_in_flight = calls.clamp(1, u32::MAX as usize);
+        self.max_in_flight = calls.clamp(1, (u32::MAX as usize).min(Semaphore::MAX_PERMITS));
         self
     }
 
@@ -93,9 +96,10 @@ impl Config {
         self
     }
 
-    /// Sets [`Config::write_queue`] (at least 1).
+    /// Sets [`Config::write_queue`] (at least 1, at most
+    /// [`Semaphore::MAX_PERMITS`](tokio::sync::Semaphore::MAX_PERMITS)).
     pub fn write_queue(mut self, frames: usize) -> Self {
-        self.write_queue = frames.max(1);
+        self.write_queue = frames.clamp(1, Semaphore::MAX_PERMITS);
         self
     }
 
@@ -150,5 +154,19 @@ mod tests {
         let c =
             Config { max_in_flight: 0, write_queue: 0, max_frame_len: 1, ..Config::default() }.sanitized();
         assert_eq!((c.max_in_flight, c.write_queue, c.max_frame_len), (1, 1, 64));
+        let c =
+            Config { max_in_flight: usize::MAX, write_queue: usize::MAX, ..Config::default() }.sanitized();
+        assert!(c.max_in_flight <= Semaphore::MAX_PERMITS && c.write_queue <= Semaphore::MAX_PERMITS);
+    }
+
+    #[tokio::test]
+    async fn the_largest_settings_make_working_connections() {
+        // Queues and permits are created per connection: a setting past tokio's limits would panic.
+        let config = Config::default().write_queue(usize::MAX).max_in_flight(usize::MAX);
+        let server = crate::Endpoint::with_config(config.clone());
+        let address = server.listen("memory://config-unit-largest").await.unwrap();
+        let conn = crate::Endpoint::with_config(config).connect(&address).await.unwrap();
+        assert!(!conn.is_closed());
+        server.shutdown().await;
     }
 }

@@ -186,10 +186,11 @@ impl ConnInner {
 
     /// Closes the connection for `reason`; the first reason wins.
     pub(crate) fn close(&self, reason: impl Into<String>) {
+        // Only the caller that sets the reason goes on (and for it, `get` is `Some`).
         if self.reason.set(reason.into()).is_err() {
             return;
         }
-        let reason = self.reason.get().expect("just set");
+        let Some(reason) = self.reason.get() else { return };
         self.closed.cancel();
         self.outgoing.close();
         for slot in self.pending.close() {

@@ -67,11 +67,14 @@ impl Decoder for FrameDecoder {
         let Some(prefix) = src.get(..LEN_PREFIX) else {
             return Ok(None);
         };
-        let len = u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize;
-        if len > self.max_frame_len {
-            return Err(FrameError::TooLarge { size: len as u64, limit: self.max_frame_len });
+        let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+        let too_large = || FrameError::TooLarge { size: u64::from(len), limit: self.max_frame_len };
+        // `len` may not fit a 32-bit `usize` with its prefix: checked, not assumed.
+        let body = usize::try_from(len).map_err(|_| too_large())?;
+        if body > self.max_frame_len {
+            return Err(too_large());
         }
-        let need = LEN_PREFIX + len;
+        let need = body.checked_add(LEN_PREFIX).ok_or_else(too_large)?;
         if src.len() < need {
             src.reserve((need - src.len()).min(READ_CHUNK));
             return Ok(None);
@@ -87,7 +90,10 @@ impl Decoder for FrameDecoder {
             None if src.is_empty() => Ok(None),
             None => {
                 let need = match src.get(..LEN_PREFIX) {
-                    Some(p) => LEN_PREFIX + u32::from_be_bytes(p.try_into().expect("4 bytes")) as usize,
+                    Some(p) => {
+                        let len = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
+                        usize::try_from(len).map_or(usize::MAX, |len| len.saturating_add(LEN_PREFIX))
+                    }
                     None => LEN_PREFIX,
                 };
                 Err(FrameError::Truncated { have: src.len(), need })
