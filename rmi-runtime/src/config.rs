@@ -46,6 +46,10 @@ pub struct Config {
     /// How long [`Endpoint::shutdown`](crate::Endpoint::shutdown) waits for calls in flight to finish
     /// before it aborts them (default 10 s).
     pub shutdown_grace: Duration,
+    /// How long a closed connection may still take to write the frames queued before the close
+    /// (the last replies) to a peer that does not read them, before the stream is dropped
+    /// (default 5 s).
+    pub close_linger: Duration,
 }
 
 impl Config {
@@ -63,6 +67,8 @@ impl Config {
     pub const DEFAULT_WRITE_QUEUE: usize = 1024;
     /// Default of [`Config::shutdown_grace`].
     pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+    /// Default of [`Config::close_linger`].
+    pub const DEFAULT_CLOSE_LINGER: Duration = Duration::from_secs(5);
 
     /// Sets [`Config::max_frame_len`]; at most `u32::MAX`, and values below 64 are raised to 64 (a
     /// frame must hold at least a header).
@@ -109,6 +115,12 @@ impl Config {
         self
     }
 
+    /// Sets [`Config::close_linger`].
+    pub fn close_linger(mut self, linger: Duration) -> Self {
+        self.close_linger = linger;
+        self
+    }
+
     /// The same configuration with every value brought into its valid range (for configurations
     /// built by assigning the public fields).
     pub(crate) fn sanitized(self) -> Self {
@@ -129,6 +141,7 @@ impl Default for Config {
             call_timeout: Self::DEFAULT_CALL_TIMEOUT,
             write_queue: Self::DEFAULT_WRITE_QUEUE,
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
+            close_linger: Self::DEFAULT_CLOSE_LINGER,
         }
     }
 }
@@ -147,6 +160,7 @@ mod tests {
         assert_eq!(c.call_timeout, Duration::from_secs(30));
         assert_eq!(c.write_queue, 1024);
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.close_linger, Duration::from_secs(5));
     }
 
     #[test]

@@ -35,8 +35,6 @@ const WRITE_BUFFER: usize = 64 * 1024;
 const READ_BUFFER: usize = 16 * 1024;
 /// Frames taken off the write queue at once.
 const WRITE_BATCH: usize = 64;
-/// How long a closed connection's writer may still take to write the frames queued before the close.
-const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
 /// What a waiting call receives: the reply's payload (an encoded `Outcome`), or why none will come.
 pub(crate) type ReplySlot = oneshot::Sender<Result<Bytes, Error>>;
@@ -431,11 +429,11 @@ async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer:
         out.flush().await?;
         out.shutdown().await
     };
-    // Once closed, a peer that does not read gets `CLOSE_LINGER` to take the last frames; then
+    // Once closed, a peer that does not read gets `close_linger` to take the last frames; then
     // the stream is dropped rather than kept open by a blocked write.
     let linger = async {
         conn.closed.cancelled().await;
-        tokio::time::sleep(CLOSE_LINGER).await;
+        tokio::time::sleep(conn.endpoint.config.close_linger).await;
     };
     let result = tokio::select! {
         result = work => result,
@@ -452,7 +450,30 @@ async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::Io;
+    use crate::transport::{self, Io};
+    use crate::{Config, Endpoint};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_connection_drops_its_stream_after_the_configured_linger() {
+        let linger = Duration::from_secs(1);
+        let server = Endpoint::with_config(Config::default().close_linger(linger));
+        let address = server.listen("memory://connection-unit-linger").await.unwrap();
+        let mut io = transport::connect(&address).await.unwrap();
+        handshake(&mut io, EndpointId::random()).await.unwrap();
+        // Virtual time moves on only when every task waits: the server has registered it by then.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let conn = server.connections().pop().expect("the server side of the connection");
+        // Twice what the pipe holds, queued before the close, to a peer that does not read yet.
+        let queued = 2 * 256 * 1024;
+        for _ in 0..queued / 4096 {
+            conn.inner.send(Bytes::from(vec![0u8; 4096])).await.unwrap();
+        }
+        conn.close();
+        tokio::time::sleep(linger * 2).await;
+        let mut received = Vec::new();
+        io.reader.read_to_end(&mut received).await.unwrap();
+        assert!(received.len() < queued, "the writer was still there after its linger");
+    }
 
     #[tokio::test]
     async fn handshake_rejects_bad_magic_and_versions() {
