@@ -61,6 +61,17 @@ impl<V> CallMap<V> {
         Ok(())
     }
 
+    /// Replaces the value under `id`; false, changing nothing, if there is none.
+    pub(crate) fn replace(&self, id: u64, value: V) -> bool {
+        match self.shard(id).map.get_mut(&id) {
+            Some(slot) => {
+                *slot = value;
+                true
+            }
+            None => false,
+        }
+    }
+
     pub(crate) fn get(&self, id: u64) -> Option<V>
     where
         V: Clone,
@@ -101,11 +112,14 @@ mod tests {
         }
         assert_eq!(map.insert(5, 0), Err(0), "an id in use is refused");
         assert_eq!(map.remove(7), Some(14));
+        assert!(map.replace(8, 0) && !map.replace(7, 0));
+        assert_eq!(map.get(8), Some(0));
         assert_eq!(map.remove(7), None);
         assert_eq!(map.len(), 99);
         let mut drained = map.close();
         drained.sort();
         assert_eq!(drained.len(), 99);
+        assert!(!map.replace(8, 1), "a closed map has no entries to replace");
         assert_eq!(map.insert(1000, 1), Err(1));
         assert_eq!(map.len(), 0);
     }

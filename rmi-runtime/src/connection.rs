@@ -67,7 +67,9 @@ pub(crate) struct ConnInner {
     /// Permits for calls this side issues (`max_in_flight`).
     outgoing: Semaphore,
     /// Calls this side serves, for cancel.
-    pub(crate) served: CallMap<futures_util::future::AbortHandle>,
+    /// Each entry is made before the call's task is spawned and filled in with its abort handle
+    /// right after; the task removes it as it ends.
+    pub(crate) served: CallMap<Option<tokio::task::AbortHandle>>,
     pub(crate) served_count: AtomicUsize,
     /// Replies the reader could not queue at once and a task is still sending.
     overflow: AtomicUsize,
@@ -194,7 +196,7 @@ impl ConnInner {
         for slot in self.pending.close() {
             let _ = slot.send(Err(Error::ConnectionClosed(reason.clone())));
         }
-        for call in self.served.close() {
+        for call in self.served.close().into_iter().flatten() {
             call.abort();
         }
         self.accept_permit.lock().unwrap_or_else(PoisonError::into_inner).take();
@@ -310,7 +312,7 @@ impl ConnInner {
             Header::Cancel(call) => {
                 // The entry stays until the call's task ends and removes it, so the id counts as
                 // in use until then and no other call's entry can be removed in its name.
-                if let Some(served) = self.served.get(call.0) {
+                if let Some(served) = self.served.get(call.0).flatten() {
                     tracing::debug!(%call, "peer cancelled the call");
                     served.abort();
                 }

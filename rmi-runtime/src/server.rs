@@ -13,7 +13,6 @@ use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
-use futures_util::future::{AbortHandle, Abortable};
 use rmi_core::codec;
 use rmi_core::{CallId, Dispatch, Error, Fault, Flags, Header, Reply, RequestHeader};
 use tracing::Instrument;
@@ -60,8 +59,7 @@ impl ConnInner {
         // From here the call holds a slot; the guard releases it however the call ends, even if
         // a cancel aborts the task before it first runs (the task then drops its future unpolled).
         let mut slot = ServedGuard { conn: Arc::clone(self), call: None };
-        let (abort, registration) = AbortHandle::new_pair();
-        if self.served.insert(request.call.0, abort).is_err() {
+        if self.served.insert(request.call.0, None).is_err() {
             // Closed meanwhile, or the peer reused a call id that is still running.
             if !self.is_closed() {
                 tracing::warn!(call = %request.call, "peer reused the id of a call in flight; request dropped");
@@ -76,8 +74,15 @@ impl ConnInner {
             object = %request.object,
             call = request.call.0,
         );
-        let call = serve_call(slot, skeleton, request, body, args_at);
-        endpoint.served.spawn(Abortable::new(call, registration).instrument(span));
+        let call = request.call.0;
+        let task = endpoint.served.spawn(serve_call(slot, skeleton, request, body, args_at).instrument(span));
+        // The task's own abort handle (no allocation), filled in after the spawn. Only this reader
+        // inserts entries and handles cancels, so none comes in between; if the entry is gone, the
+        // call has ended already, or the connection closed in between and this call escaped the
+        // close's aborts.
+        if !self.served.replace(call, Some(task.abort_handle())) && self.is_closed() {
+            task.abort();
+        }
     }
 }
 
