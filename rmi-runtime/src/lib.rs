@@ -19,7 +19,53 @@
 //!
 //! The wire protocol is described in `docs/PROTOCOL.md`.
 //!
-//! # Example
+//! # Quick start
+//!
+//! Annotate a trait, implement it on a plain struct, export it, call it through the generated stub:
+//!
+//! ```
+//! use rmi_runtime::{Endpoint, Error, remote};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, PartialEq, Serialize, Deserialize)]
+//! pub enum MathError {
+//!     DivideByZero,
+//! }
+//!
+//! #[remote]
+//! pub trait Calculator {
+//!     /// `a + b`.
+//!     async fn add(&self, a: i32, b: i32) -> i32;
+//!     /// `a / b`; the error is the method's own, sent by value.
+//!     async fn div(&self, a: i32, b: i32) -> Result<i32, MathError>;
+//! }
+//!
+//! struct Calc;
+//!
+//! impl Calculator for Calc {
+//!     async fn add(&self, a: i32, b: i32) -> i32 {
+//!         a + b
+//!     }
+//!     async fn div(&self, a: i32, b: i32) -> Result<i32, MathError> {
+//!         a.checked_div(b).ok_or(MathError::DivideByZero)
+//!     }
+//! }
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Error> {
+//! let server = Endpoint::new();
+//! server.listen("tcp://127.0.0.1:0").await?;
+//! let reference = server.export(CalculatorSkeleton::new(Calc));
+//!
+//! let calc: CalculatorClient = Endpoint::new().proxy(&reference).await?;
+//! assert_eq!(calc.add(2, 40).await?, 42);
+//! // `?` handles the framework's errors; the method's own error arrives typed.
+//! assert_eq!(calc.div(1, 0).await?, Err(MathError::DivideByZero));
+//!
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Under the hood
 //!
 //! A hand-written skeleton and stub (what `#[remote]` generates for you), exported over TCP and
 //! called from another endpoint:
