@@ -85,10 +85,11 @@ fn inherent_method(iface: &Interface<'_>, m: &Method<'_>) -> TokenStream {
     }
     // Spanned at the user's method, so a type that cannot travel is reported there too.
     let call_fn = syn::Ident::new("call", name.span());
+    let args = quote_spanned!(name.span()=> &(#(#arg_names,)*));
     let call = |ok: &dyn quote::ToTokens, err: &dyn quote::ToTokens| {
         quote! {
             self.proxy
-                .#call_fn::<_, #ok, #err>(#ops::#variant.id(), #name_str, &(#(#arg_names,)*))
+                .#call_fn::<_, #ok, #err>(#ops::#variant.id(), #name_str, #args)
                 .await
         }
     };

@@ -49,9 +49,10 @@ pub(super) fn expand(iface: &Interface<'_>) -> TokenStream {
             }
         };
         let decode_args = quote_spanned!(name.span()=> decode_args);
+        let arg_tuple = quote_spanned!(name.span()=> (#(#arg_types,)*));
         quote! {
             #rt::__private::Option::Some(#ops::#variant) => {
-                let (#(#arg_names,)*) = match #rt::__private::#decode_args::<(#(#arg_types,)*)>(#args) {
+                let (#(#arg_names,)*) = match #rt::__private::#decode_args::<#arg_tuple>(#args) {
                     #rt::__private::Result::Ok(#v) => #v,
                     #rt::__private::Result::Err(#fault) => return #reply.fault(#fault),
                 };
