@@ -3,7 +3,7 @@
 use std::io;
 use std::time::Duration;
 
-use crate::{Fault, InterfaceId, ObjectId, OpId};
+use crate::{BinderError, Fault, InterfaceId, ObjectId, OpId};
 
 /// A system error of a remote call: everything that can go wrong in the framework rather than in the
 /// called method.
@@ -102,6 +102,12 @@ pub enum Error {
     /// The peer broke the protocol.
     #[error("protocol violation: {0}")]
     Protocol(String),
+    /// An object id chosen for an export is in use on the endpoint.
+    #[error("the endpoint already exports an object with id {0}")]
+    ObjectIdInUse(ObjectId),
+    /// A binder refused the request, or a binding is not of the interface the caller asked for.
+    #[error(transparent)]
+    Binder(#[from] BinderError),
 }
 
 impl Error {

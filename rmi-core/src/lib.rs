@@ -50,6 +50,7 @@ mod dispatch;
 mod error;
 mod ids;
 mod message;
+mod naming;
 mod reference;
 
 pub use dispatch::{
@@ -61,4 +62,5 @@ pub use ids::{CallId, EndpointId, InterfaceId, ObjectId, OpId};
 pub use message::{
     Fault, Flags, HandshakeError, Header, Hello, MAGIC, NoError, Outcome, PROTOCOL_VERSION, RequestHeader,
 };
+pub use naming::{BinderError, Binding, Secret, Versions, VersionsParseError};
 pub use reference::{Address, AddressParseError, RemoteRef};

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::calls::CallMap;
 use crate::endpoint::EndpointInner;
 use crate::frame::{FrameDecoder, FrameError};
-use crate::transport::{BoxRead, BoxWrite, Io};
+use crate::transport::{BoxRead, BoxWrite, Io, Origin};
 
 /// Size of a connection's write buffer: frames queued together are written with one system call
 /// up to this size.
@@ -58,6 +58,7 @@ pub(crate) struct ConnInner {
     pub(crate) id: u64,
     peer: EndpointId,
     label: String,
+    origin: Origin,
     /// The address this endpoint dialled, its key in the connection pool; `None` if accepted.
     dialled: Option<Address>,
     /// Frames for the writer task.
@@ -98,6 +99,7 @@ impl Connection {
             id: endpoint.next_connection_id(),
             peer,
             label: io.peer,
+            origin: io.origin,
             dialled,
             tx,
             pending: CallMap::new(),
@@ -130,6 +132,13 @@ impl Connection {
     /// `tcp://127.0.0.1:53122`).
     pub fn peer(&self) -> &str {
         &self.inner.label
+    }
+
+    /// Where the other end is, as the transport reports it: an IP address, this host, or unknown.
+    /// Unlike [`Connection::peer_endpoint`], which the peer claims in the handshake, this comes
+    /// from the operating system.
+    pub fn origin(&self) -> Origin {
+        self.inner.origin
     }
 
     /// Whether this endpoint dialled the connection (as opposed to accepting it). Either side may

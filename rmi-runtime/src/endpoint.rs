@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::binder::LeaseKeepers;
 use crate::client::{Proxy, Stub};
 use crate::config::Config;
 use crate::connection::{Connection, handshake_within};
@@ -57,6 +58,8 @@ pub(crate) struct EndpointInner {
     next_call: AtomicU64,
     next_connection: AtomicU64,
     addresses: Mutex<Vec<Address>>,
+    /// The address put into references, if set apart from the listen addresses.
+    advertised: Mutex<Option<Address>>,
     /// Connections this endpoint dialled, by address.
     pool: Mutex<HashMap<Address, PoolSlot>>,
     /// Every open connection, dialled or accepted.
@@ -76,6 +79,8 @@ pub(crate) struct EndpointInner {
     pub(crate) io: TaskTracker,
     /// `max_connections` permits for accepted connections.
     pub(crate) accept_permits: Arc<Semaphore>,
+    /// Leases on entries this endpoint registered at binders.
+    pub(crate) binder_leases: LeaseKeepers,
 }
 
 #[derive(Default)]
@@ -140,6 +145,7 @@ impl Endpoint {
                 next_call: AtomicU64::new(1),
                 next_connection: AtomicU64::new(1),
                 addresses: Mutex::default(),
+                advertised: Mutex::default(),
                 pool: Mutex::default(),
                 open: Mutex::default(),
                 shutting_down: AtomicBool::new(false),
@@ -150,6 +156,7 @@ impl Endpoint {
                 served: TaskTracker::new(),
                 io: TaskTracker::new(),
                 accept_permits: Arc::new(Semaphore::new(config.max_connections.min(Semaphore::MAX_PERMITS))),
+                binder_leases: LeaseKeepers::default(),
                 config,
             }),
         }
@@ -193,6 +200,32 @@ impl Endpoint {
         lock(&self.inner.addresses).first().cloned()
     }
 
+    /// Sets the address that references to this endpoint's objects carry (from now on), in place
+    /// of [`Endpoint::address`]: for an endpoint listening on `0.0.0.0`, behind a port forward or
+    /// a NAT, where the address it listens on is not one others can dial.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), rmi_runtime::Error> {
+    /// use rmi_runtime::{Address, Endpoint};
+    ///
+    /// let endpoint = Endpoint::new();
+    /// let listening = endpoint.listen("tcp://0.0.0.0:0").await?;
+    /// let Address::Tcp(mut public) = listening else { unreachable!() };
+    /// public.set_ip([192, 0, 2, 10].into()); // the host's address on its network
+    /// endpoint.set_advertised_address(public.into());
+    /// assert_eq!(endpoint.advertised_address(), Some(Address::Tcp(public)));
+    /// # Ok(()) }
+    /// ```
+    pub fn set_advertised_address(&self, address: Address) {
+        *lock(&self.inner.advertised) = Some(address);
+    }
+
+    /// The address references to this endpoint's objects carry: the one set with
+    /// [`Endpoint::set_advertised_address`], else [`Endpoint::address`].
+    pub fn advertised_address(&self) -> Option<Address> {
+        lock(&self.inner.advertised).clone().or_else(|| self.address())
+    }
+
     /// Every address this endpoint listens on.
     pub fn addresses(&self) -> Vec<Address> {
         lock(&self.inner.addresses).clone()
@@ -200,7 +233,7 @@ impl Endpoint {
 
     /// Exports `skeleton` under a fresh random object id and returns its reference.
     ///
-    /// The reference carries [`Endpoint::address`] as it is now: export after
+    /// The reference carries [`Endpoint::advertised_address`] as it is now: export after
     /// [`Endpoint::listen`] for a reference that others can dial. A reference without an address
     /// still works over a connection this endpoint opened to the caller (callbacks).
     pub fn export<D: Dispatch>(&self, skeleton: D) -> RemoteRef {
@@ -227,9 +260,19 @@ impl Endpoint {
     }
 
     fn reference(&self, object: ObjectId, descriptor: &InterfaceDescriptor) -> RemoteRef {
+        let address = self.advertised_address();
+        if let Some(Address::Tcp(addr)) = &address
+            && addr.ip().is_unspecified()
+        {
+            tracing::warn!(
+                %addr,
+                "exporting with an unspecified listen address that other hosts cannot dial; \
+                 set one with Endpoint::set_advertised_address"
+            );
+        }
         RemoteRef {
             endpoint: self.id(),
-            address: self.address(),
+            address,
             object,
             interface: descriptor.id,
             version: descriptor.version,
@@ -240,6 +283,18 @@ impl Endpoint {
     /// running finish. Returns whether the object was exported.
     pub fn unexport(&self, object: ObjectId) -> bool {
         self.inner.table.remove(&object)
+    }
+
+    /// The name of the interface of the object `reference` names, if it is exported here.
+    pub(crate) fn interface_name_of(&self, reference: &RemoteRef) -> Option<&'static str> {
+        if reference.endpoint != self.id() {
+            return None;
+        }
+        self.inner.table.get(&reference.object).map(|skeleton| skeleton.descriptor().name)
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<EndpointInner> {
+        &self.inner
     }
 
     /// How many objects are exported.

@@ -151,10 +151,12 @@
 //! its work (a cancel frame, best effort).
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+pub mod binder;
 mod calls;
 mod client;
 mod config;
 mod connection;
+mod context;
 mod endpoint;
 mod frame;
 mod server;
@@ -166,10 +168,12 @@ mod wire_tests;
 pub use client::{Proxy, Stub};
 pub use config::Config;
 pub use connection::Connection;
+pub use context::CallContext;
 pub use endpoint::{Endpoint, ToAddress};
 pub use rmi_core::{
-    Address, AddressParseError, BoxFuture, CallId, Dispatch, EndpointId, Error, Fault, InterfaceDescriptor,
-    InterfaceId, MethodDescriptor, NoError, ObjectId, OpId, RemoteRef, Reply, Wire, decode_args,
+    Address, AddressParseError, BinderError, Binding, BoxFuture, CallId, Dispatch, EndpointId, Error, Fault,
+    InterfaceDescriptor, InterfaceId, MethodDescriptor, NoError, ObjectId, OpId, RemoteRef, Reply, Secret,
+    Versions, VersionsParseError, Wire, decode_args,
 };
 pub use rmi_macros::remote;
 

@@ -9,7 +9,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use rmi_core::{Address, BoxFuture};
 use tokio::sync::mpsc;
 
-use super::{Io, Listener};
+use super::{Io, Listener, Origin};
 
 /// Bytes buffered in each direction of an in-memory connection.
 const PIPE_CAPACITY: usize = 256 * 1024;
@@ -65,7 +65,8 @@ impl Listener for MemoryListener {
             match self.incoming.recv().await {
                 Some(stream) => {
                     let (reader, writer) = tokio::io::split(stream);
-                    Ok(Io::new(reader, writer, format!("{} (accepted)", self.address)))
+                    Ok(Io::new(reader, writer, format!("{} (accepted)", self.address))
+                        .with_origin(Origin::Local))
                 }
                 // Unreachable while the listener lives: the registry holds a sender.
                 None => Err(io::Error::new(io::ErrorKind::NotConnected, "listener unregistered")),
@@ -92,7 +93,7 @@ pub async fn connect(name: &str) -> io::Result<Io> {
     let (ours, theirs) = tokio::io::duplex(PIPE_CAPACITY);
     tx.send(theirs).await.map_err(|_| refused())?;
     let (reader, writer) = tokio::io::split(ours);
-    Ok(Io::new(reader, writer, format!("memory://{name}")))
+    Ok(Io::new(reader, writer, format!("memory://{name}")).with_origin(Origin::Local))
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@
 
 use std::fmt;
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 
 use rmi_core::{Address, BoxFuture};
@@ -52,22 +53,79 @@ pub struct Io {
     pub writer: BoxWrite,
     /// The peer, for logs and errors (for example `tcp://127.0.0.1:53122`).
     pub peer: String,
+    /// Where the peer is, for access decisions ([`Origin::Unknown`] unless the transport says).
+    pub origin: Origin,
 }
 
 impl Io {
-    /// A stream from its halves.
+    /// A stream from its halves, of [`Origin::Unknown`] until [`Io::with_origin`] says otherwise.
     pub fn new(
         reader: impl AsyncRead + Send + 'static,
         writer: impl AsyncWrite + Send + 'static,
         peer: impl Into<String>,
     ) -> Self {
-        Self { reader: Box::pin(reader), writer: Box::pin(writer), peer: peer.into() }
+        Self {
+            reader: Box::pin(reader),
+            writer: Box::pin(writer),
+            peer: peer.into(),
+            origin: Origin::Unknown,
+        }
+    }
+
+    /// The stream, with where its peer is.
+    pub fn with_origin(mut self, origin: Origin) -> Self {
+        self.origin = origin;
+        self
     }
 }
 
 impl fmt::Debug for Io {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Io").field("peer", &self.peer).finish_non_exhaustive()
+        f.debug_struct("Io").field("peer", &self.peer).field("origin", &self.origin).finish_non_exhaustive()
+    }
+}
+
+/// Where the peer of a connection is, as its transport knows it: what access rules (such as the
+/// binder's) decide on. Unlike the peer's [endpoint id](rmi_core::EndpointId), which the peer
+/// claims, the origin comes from the operating system.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Origin {
+    /// A peer at this IP address and port (TCP).
+    Ip(SocketAddr),
+    /// A peer on this host: a Unix domain socket or the in-process transport.
+    Local,
+    /// A transport that does not say.
+    Unknown,
+}
+
+impl Origin {
+    /// The peer's IP address, if it has one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            Origin::Ip(addr) => Some(addr.ip()),
+            Origin::Local | Origin::Unknown => None,
+        }
+    }
+
+    /// Whether the peer is certainly on this host: a local transport or a loopback address
+    /// (an IPv4-mapped IPv6 loopback included).
+    pub fn is_local(&self) -> bool {
+        match self {
+            Origin::Local => true,
+            Origin::Ip(addr) => addr.ip().to_canonical().is_loopback(),
+            Origin::Unknown => false,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Ip(addr) => write!(f, "{addr}"),
+            Origin::Local => f.write_str("local"),
+            Origin::Unknown => f.write_str("unknown"),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use rmi_core::{Address, BoxFuture};
 
-use super::{Io, Listener};
+use super::{Io, Listener, Origin};
 
 /// A listening TCP socket.
 #[derive(Debug)]
@@ -55,5 +55,5 @@ fn split(stream: tokio::net::TcpStream, peer: SocketAddr) -> Io {
         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
     let (reader, writer) = stream.into_split();
-    Io::new(reader, writer, format!("tcp://{peer}"))
+    Io::new(reader, writer, format!("tcp://{peer}")).with_origin(Origin::Ip(peer))
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use rmi_core::{Address, BoxFuture};
 
-use super::{Io, Listener};
+use super::{Io, Listener, Origin};
 
 /// A listening Unix domain socket. Dropping it removes the socket file it created.
 #[derive(Debug)]
@@ -37,7 +37,7 @@ impl Listener for UnixListener {
         Box::pin(async move {
             let (stream, _) = self.inner.accept().await?;
             let (reader, writer) = stream.into_split();
-            Ok(Io::new(reader, writer, format!("{} (accepted)", self.address)))
+            Ok(Io::new(reader, writer, format!("{} (accepted)", self.address)).with_origin(Origin::Local))
         })
     }
 
@@ -53,5 +53,5 @@ impl Listener for UnixListener {
 pub async fn connect(path: &Path) -> io::Result<Io> {
     let stream = tokio::net::UnixStream::connect(path).await?;
     let (reader, writer) = stream.into_split();
-    Ok(Io::new(reader, writer, format!("unix://{}", path.display())))
+    Ok(Io::new(reader, writer, format!("unix://{}", path.display())).with_origin(Origin::Local))
 }

@@ -1,0 +1,149 @@
+//! The binder: a naming service for remote objects (the lecture notes' binder, Java's
+//! `rmiregistry`).
+//!
+//! Servers register objects under names; clients look them up by name, or by the interface they
+//! implement, and call them. One binder serves objects that live on many hosts: an entry records
+//! where its object lives, and a client that looks it up talks straight to that host.
+//!
+//! | piece | role |
+//! | --- | --- |
+//! | [`Binder`] | the binder's remote interface (`#[remote]`), served at the well-known [`BINDER_OBJECT`] id |
+//! | [`BinderService`] | the binder itself: entries, leases, access rules; [`BinderService::serve`] puts one on an endpoint |
+//! | [`Naming`] | what applications use: bind, rebind, unbind, typed lookups, list; keeps the leases of its entries |
+//! | [`BinderConfig`] / [`Access`] | the binder's limits, lease length and who may change it |
+//!
+//! Any endpoint can host a binder next to its own objects; the `rmi` command-line tool
+//! (`cargo install rmi-runtime --features cli`) runs one alone: `rmi binder --listen ADDR`.
+//!
+//! # Leases
+//!
+//! An entry registered over the network belongs to the endpoint that registered it, which holds a
+//! lease on its entries ([`BinderConfig::lease`], 30 s by default). [`Naming`] renews the lease
+//! every third of its length while the endpoint runs and has entries at that binder. When a
+//! registrant stops renewing (its process died, its host went away), its entries disappear from
+//! every lookup at most one lease after its last renewal. If the binder restarts and forgets the
+//! entries, the registrant's next renewal finds no lease and [`Naming`] registers its entries
+//! again. Entries made in the binder's own process ([`Naming::local`]) have no lease: they live
+//! until unbound.
+//!
+//! # Who may change the binder
+//!
+//! Lookups are open to anyone who can reach the endpoint. Changes (bind, rebind, unbind) are
+//! checked against the binder's [`Access`] rules: by default only peers on the binder's own host
+//! (loopback, a Unix socket, the same process) may make them. Other hosts need an allow-list entry
+//! for their network ([`Access::allow`]), and a shared secret ([`Access::secret`]) can be required
+//! on top.
+//!
+//! # Example
+//!
+//! ```
+//! use rmi_runtime::binder::{BinderConfig, BinderService, Naming};
+//! use rmi_runtime::{Endpoint, Error, remote};
+//!
+//! #[remote]
+//! pub trait Greeter {
+//!     /// A greeting for `name`.
+//!     async fn greet(&self, name: String) -> String;
+//! }
+//!
+//! struct English;
+//!
+//! impl Greeter for English {
+//!     async fn greet(&self, name: String) -> String {
+//!         format!("hello, {name}")
+//!     }
+//! }
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Error> {
+//! // A binder on its own endpoint.
+//! let registry = Endpoint::new();
+//! let registry_address = registry.listen("tcp://127.0.0.1:0").await?;
+//! BinderService::serve(&registry, BinderConfig::default())?;
+//!
+//! // A server on another endpoint registers its object there.
+//! let server = Endpoint::new();
+//! server.listen("tcp://127.0.0.1:0").await?;
+//! let greeter = server.export(GreeterSkeleton::new(English));
+//! Naming::connect(&server, &registry_address).await?.bind("greeter", &greeter).await?;
+//!
+//! // A client finds it by name and calls the server directly.
+//! let client = Endpoint::new();
+//! let names = Naming::connect(&client, &registry_address).await?;
+//! let remote: GreeterClient = names.lookup("greeter").await?;
+//! assert_eq!(remote.greet("world".into()).await?, "hello, world");
+//! # Ok(()) }
+//! ```
+
+use std::time::Duration;
+
+use rmi_core::{BinderError, Binding, InterfaceId, ObjectId, RemoteRef, Secret, Versions};
+
+use crate::remote;
+
+mod access;
+mod naming;
+mod service;
+
+pub use access::Access;
+pub use ipnet::IpNet;
+pub(crate) use naming::LeaseKeepers;
+pub use naming::Naming;
+pub use service::{BinderConfig, BinderService};
+
+/// The object id a binder is exported under on its endpoint: a client needs only the endpoint's
+/// address to reach it.
+pub const BINDER_OBJECT: ObjectId = ObjectId::from_u128(0x726d_692e_4269_6e64_6572_0000_0000_0001);
+
+/// What a binder knows about itself.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BinderInfo {
+    /// Live entries.
+    pub entries: u64,
+    /// The most entries it holds.
+    pub max_entries: u64,
+    /// The lease it grants registrants.
+    pub lease: Duration,
+}
+
+/// The binder's remote interface, served at [`BINDER_OBJECT`]. Applications use it through
+/// [`Naming`], which adds typed lookups and keeps leases.
+#[remote(crate = "crate", name = "rmi.Binder")]
+pub trait Binder {
+    /// Binds `name` to `reference`, unless `name` is bound already ([`BinderError::NameTaken`]).
+    /// `interface_name` is shown in listings. Returns the lease the caller holds on its entries.
+    async fn bind(
+        &self,
+        name: String,
+        reference: RemoteRef,
+        interface_name: String,
+        secret: Option<Secret>,
+    ) -> Result<Duration, BinderError>;
+
+    /// Binds `name` to `reference`, replacing any entry of that name. Returns the caller's lease.
+    async fn rebind(
+        &self,
+        name: String,
+        reference: RemoteRef,
+        interface_name: String,
+        secret: Option<Secret>,
+    ) -> Result<Duration, BinderError>;
+
+    /// Removes the entry `name` ([`BinderError::NotBound`] if there is none).
+    async fn unbind(&self, name: String, secret: Option<Secret>) -> Result<(), BinderError>;
+
+    /// The entry `name` ([`BinderError::NotBound`] if there is none).
+    async fn lookup(&self, name: String) -> Result<Binding, BinderError>;
+
+    /// Every entry, by name.
+    async fn list(&self) -> Vec<Binding>;
+
+    /// The entries whose objects implement `interface` at a version within `versions`, by name.
+    async fn lookup_interface(&self, interface: InterfaceId, versions: Versions) -> Vec<Binding>;
+
+    /// Renews the caller's lease on its entries and returns its length
+    /// ([`BinderError::NoLease`] if the binder holds no entries of the caller).
+    async fn renew(&self) -> Result<Duration, BinderError>;
+
+    /// The binder's size and lease.
+    async fn info(&self) -> BinderInfo;
+}

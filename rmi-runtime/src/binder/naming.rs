@@ -1,0 +1,370 @@
+//! The client side of a binder: [`Naming`], and the lease keepers that renew its entries.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rmi_core::{Address, BinderError, Binding, Error, InterfaceId, RemoteRef, Secret, Versions};
+
+use super::service::Caller;
+use super::{BINDER_OBJECT, Binder, BinderClient, BinderInfo, BinderService};
+use crate::client::Stub;
+use crate::endpoint::{Endpoint, ToAddress};
+
+/// How often a lease keeper renews, at most: a guard against a binder granting tiny leases.
+const MIN_RENEW_PERIOD: Duration = Duration::from_millis(10);
+
+/// A handle on a binder, for an endpoint: register its objects, look up others'.
+///
+/// [`Naming::connect`] reaches a binder over the network; [`Naming::local`] uses one in this
+/// process. Both offer the same operations. Objects registered through a remote binder are kept
+/// alive there by a lease that the endpoint renews on its own (see [the module docs](super)).
+///
+/// Lookups return client stubs that call the object's own host directly; stubs for objects on the
+/// same endpoint share one connection.
+#[derive(Clone, Debug)]
+pub struct Naming {
+    endpoint: Endpoint,
+    target: Target,
+    secret: Option<Secret>,
+}
+
+#[derive(Clone, Debug)]
+enum Target {
+    /// A binder at this address.
+    Remote(Address),
+    /// A binder in this process.
+    Local(BinderService),
+}
+
+/// Calls a binder operation on whichever binder the handle names: `remote` with the binder's
+/// client stub, `local` with the service.
+macro_rules! on_binder {
+    ($self:ident, |$client:ident| $remote:expr, |$service:ident| $local:expr) => {
+        match &$self.target {
+            Target::Remote(address) => {
+                let $client = $self.client(address).await?;
+                $remote
+            }
+            Target::Local($service) => $local,
+        }
+    };
+}
+
+impl Naming {
+    /// A handle on the binder served by the endpoint at `address`, used from `endpoint`.
+    ///
+    /// # Errors
+    /// The errors of [`Endpoint::connect`] if the address cannot be reached, and
+    /// [`Error::NoSuchObject`] if the endpoint there serves no binder.
+    pub async fn connect(endpoint: &Endpoint, address: impl ToAddress) -> Result<Naming, Error> {
+        let address = address.to_address().map_err(|e| Error::Connect {
+            address: address.to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+        })?;
+        let naming = Naming { endpoint: endpoint.clone(), target: Target::Remote(address), secret: None };
+        naming.info().await?;
+        Ok(naming)
+    }
+
+    /// A handle on `service`, a binder in this process, used from `endpoint`. Entries made through
+    /// it belong to the binder's own process: they need no lease and live until unbound.
+    pub fn local(endpoint: &Endpoint, service: &BinderService) -> Naming {
+        Naming { endpoint: endpoint.clone(), target: Target::Local(service.clone()), secret: None }
+    }
+
+    /// The handle, presenting `secret` with every change (for binders that require one).
+    pub fn with_secret(mut self, secret: Secret) -> Naming {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// The binder's address; `None` for a binder in this process.
+    pub fn address(&self) -> Option<&Address> {
+        match &self.target {
+            Target::Remote(address) => Some(address),
+            Target::Local(_) => None,
+        }
+    }
+
+    async fn client(&self, address: &Address) -> Result<BinderClient, Error> {
+        self.endpoint.proxy_at(address, BINDER_OBJECT).await
+    }
+
+    /// The binder's size and lease.
+    ///
+    /// # Errors
+    /// The call's [`Error`].
+    pub async fn info(&self) -> Result<BinderInfo, Error> {
+        on_binder!(self, |client| client.info().await, |service| Ok(Binder::info(service).await))
+    }
+
+    /// Binds `name` to the object `reference` names, unless `name` is bound already.
+    ///
+    /// The object may live anywhere (on this endpoint or another host): lookups return its
+    /// reference as given. While this endpoint runs, it renews the entry's lease at a remote binder.
+    ///
+    /// # Errors
+    /// [`BinderError::NameTaken`], [`BinderError::Unauthorized`], [`BinderError::Invalid`] or
+    /// [`BinderError::Full`] inside [`Error::Binder`]; otherwise the call's [`Error`].
+    pub async fn bind(&self, name: &str, reference: &RemoteRef) -> Result<(), Error> {
+        self.put(name, reference, false).await
+    }
+
+    /// Binds `name` to the object `reference` names, replacing any entry of that name.
+    ///
+    /// # Errors
+    /// As [`Naming::bind`], except that a taken name is not an error.
+    pub async fn rebind(&self, name: &str, reference: &RemoteRef) -> Result<(), Error> {
+        self.put(name, reference, true).await
+    }
+
+    async fn put(&self, name: &str, reference: &RemoteRef, replace: bool) -> Result<(), Error> {
+        let interface_name = self.endpoint.interface_name_of(reference).unwrap_or_default().to_owned();
+        let (name, secret) = (name.to_owned(), self.secret.clone());
+        match &self.target {
+            Target::Remote(address) => {
+                let client = self.client(address).await?;
+                let (r, i, s) = (reference.clone(), interface_name.clone(), secret.clone());
+                let lease = if replace {
+                    client.rebind(name.clone(), r, i, s).await??
+                } else {
+                    client.bind(name.clone(), r, i, s).await??
+                };
+                let held = Held { reference: reference.clone(), interface_name };
+                self.endpoint.inner().binder_leases.hold(&self.endpoint, address, name, held, secret, lease);
+            }
+            Target::Local(service) => {
+                service.put(Caller::OWN, name, reference.clone(), interface_name, secret, replace)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the entry `name`.
+    ///
+    /// # Errors
+    /// [`BinderError::NotBound`] or [`BinderError::Unauthorized`] inside [`Error::Binder`];
+    /// otherwise the call's [`Error`].
+    pub async fn unbind(&self, name: &str) -> Result<(), Error> {
+        let secret = self.secret.clone();
+        match &self.target {
+            Target::Remote(address) => {
+                self.endpoint.inner().binder_leases.release(address, name);
+                let client = self.client(address).await?;
+                Ok(client.unbind(name.to_owned(), secret).await??)
+            }
+            Target::Local(service) => Ok(service.remove(&Caller::OWN, name.to_owned(), secret)?),
+        }
+    }
+
+    /// The entry `name`, as the binder holds it.
+    ///
+    /// # Errors
+    /// [`BinderError::NotBound`] inside [`Error::Binder`]; otherwise the call's [`Error`].
+    pub async fn resolve(&self, name: &str) -> Result<Binding, Error> {
+        let name = name.to_owned();
+        on_binder!(self, |client| Ok(client.lookup(name).await??), |service| Ok(service.get(name)?))
+    }
+
+    /// A client stub for the object bound to `name`, which must implement `C`'s interface at
+    /// `C`'s version: a lookup never returns a mistyped stub.
+    ///
+    /// # Errors
+    /// [`BinderError::NotBound`], [`BinderError::WrongInterface`] or [`BinderError::WrongVersion`]
+    /// inside [`Error::Binder`]; the errors of [`Endpoint::proxy`] if the object's host cannot be
+    /// reached; otherwise the call's [`Error`].
+    pub async fn lookup<C: Stub>(&self, name: &str) -> Result<C, Error> {
+        let binding = self.resolve(name).await?;
+        let descriptor = C::DESCRIPTOR;
+        let reference = &binding.reference;
+        if reference.interface != descriptor.id {
+            let (expected, bound) = (descriptor.id, reference.interface);
+            return Err(BinderError::WrongInterface { name: binding.name, expected, bound }.into());
+        }
+        if reference.version != descriptor.version {
+            let (expected, bound) = (descriptor.version, reference.version);
+            return Err(BinderError::WrongVersion { name: binding.name, expected, bound }.into());
+        }
+        self.endpoint.proxy(reference).await
+    }
+
+    /// Every entry, by name.
+    ///
+    /// # Errors
+    /// The call's [`Error`].
+    pub async fn list(&self) -> Result<Vec<Binding>, Error> {
+        on_binder!(self, |client| client.list().await, |service| Ok(Binder::list(service).await))
+    }
+
+    /// The entries whose objects implement `interface` at a version within `versions`, by name.
+    ///
+    /// # Errors
+    /// The call's [`Error`].
+    pub async fn lookup_interface(
+        &self,
+        interface: InterfaceId,
+        versions: impl Into<Versions>,
+    ) -> Result<Vec<Binding>, Error> {
+        let versions = versions.into();
+        on_binder!(self, |client| client.lookup_interface(interface, versions).await, |service| Ok(
+            Binder::lookup_interface(service, interface, versions).await
+        ))
+    }
+
+    /// Client stubs for every bound object that implements `C`'s interface at `C`'s version, with
+    /// their names, in name order (the lecture's lookup by class). Objects whose host cannot be
+    /// reached now are left out (and logged).
+    ///
+    /// # Errors
+    /// The call's [`Error`].
+    pub async fn lookup_all<C: Stub>(&self) -> Result<Vec<(String, C)>, Error> {
+        let descriptor = C::DESCRIPTOR;
+        let bindings = self.lookup_interface(descriptor.id, Versions::exactly(descriptor.version)).await?;
+        let mut stubs = Vec::with_capacity(bindings.len());
+        for binding in bindings {
+            match self.endpoint.proxy::<C>(&binding.reference).await {
+                Ok(stub) => stubs.push((binding.name, stub)),
+                Err(error) => {
+                    tracing::warn!(name = %binding.name, %error, "bound object unreachable; left out");
+                }
+            }
+        }
+        Ok(stubs)
+    }
+
+    /// A client stub for one bound object that implements `C`'s interface at `C`'s version: the
+    /// first, in name order, whose host can be reached.
+    ///
+    /// # Errors
+    /// [`BinderError::NoneBound`] inside [`Error::Binder`] if there is none; otherwise the call's
+    /// [`Error`].
+    pub async fn lookup_any<C: Stub>(&self) -> Result<C, Error> {
+        let descriptor = C::DESCRIPTOR;
+        let versions = Versions::exactly(descriptor.version);
+        for binding in self.lookup_interface(descriptor.id, versions).await? {
+            match self.endpoint.proxy::<C>(&binding.reference).await {
+                Ok(stub) => return Ok(stub),
+                Err(error) => tracing::debug!(name = %binding.name, %error, "bound object unreachable; next"),
+            }
+        }
+        Err(BinderError::NoneBound { interface: descriptor.id, versions }.into())
+    }
+}
+
+/// An entry a lease keeper holds at its binder.
+#[derive(Clone)]
+struct Held {
+    reference: RemoteRef,
+    interface_name: String,
+}
+
+/// One binder's lease, kept by an endpoint: the entries it registered there.
+#[derive(Clone, Default)]
+struct Keeper {
+    held: BTreeMap<String, Held>,
+    secret: Option<Secret>,
+}
+
+/// An endpoint's lease keepers, one per binder it registered entries at. Each has a task that
+/// renews the lease every third of its length while the keeper holds entries.
+#[derive(Default)]
+pub(crate) struct LeaseKeepers {
+    by_binder: Mutex<HashMap<Address, Keeper>>,
+}
+
+impl LeaseKeepers {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Address, Keeper>> {
+        self.by_binder.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records an entry bound at `binder`, starting the binder's keeper task if it has none.
+    fn hold(
+        &self,
+        endpoint: &Endpoint,
+        binder: &Address,
+        name: String,
+        held: Held,
+        secret: Option<Secret>,
+        lease: Duration,
+    ) {
+        let mut keepers = self.lock();
+        let keeper = match keepers.get_mut(binder) {
+            Some(keeper) => keeper,
+            None => {
+                endpoint.inner().io.spawn(keep(endpoint.clone(), binder.clone(), lease));
+                keepers.entry(binder.clone()).or_default()
+            }
+        };
+        keeper.held.insert(name, held);
+        keeper.secret = secret;
+    }
+
+    /// Forgets an entry at `binder`.
+    fn release(&self, binder: &Address, name: &str) {
+        if let Some(keeper) = self.lock().get_mut(binder) {
+            keeper.held.remove(name);
+        }
+    }
+
+    /// The keeper's entries and secret, or `None` (and the keeper removed) once it holds none.
+    fn snapshot(&self, binder: &Address) -> Option<Keeper> {
+        let mut keepers = self.lock();
+        let keeper = keepers.get(binder)?;
+        if keeper.held.is_empty() {
+            keepers.remove(binder);
+            return None;
+        }
+        Some(keeper.clone())
+    }
+}
+
+/// Renews this endpoint's lease at `binder` until the endpoint stops or holds no entries there;
+/// registers the entries again if the binder lost them.
+async fn keep(endpoint: Endpoint, binder: Address, mut lease: Duration) {
+    let stop = endpoint.inner().stop.clone();
+    let keepers = &endpoint.inner().binder_leases;
+    loop {
+        let period = (lease / 3).max(MIN_RENEW_PERIOD);
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(period) => {}
+        }
+        let Some(Keeper { held, secret }) = keepers.snapshot(&binder) else {
+            tracing::debug!(%binder, "no entries left at the binder; lease keeper stops");
+            return;
+        };
+        let client = match endpoint.proxy_at::<BinderClient>(&binder, BINDER_OBJECT).await {
+            Ok(client) => client.with_timeout(period),
+            Err(error) => {
+                tracing::warn!(%binder, %error, "cannot reach the binder to renew the lease; will retry");
+                continue;
+            }
+        };
+        match client.renew().await {
+            Ok(Ok(granted)) => lease = granted,
+            Ok(Err(BinderError::NoLease)) => {
+                tracing::info!(%binder, entries = held.len(), "the binder lost this endpoint's entries; binding them again");
+                for (name, entry) in held {
+                    let bound = client
+                        .bind(name.clone(), entry.reference, entry.interface_name, secret.clone())
+                        .await;
+                    match bound {
+                        Ok(Ok(granted)) => lease = granted,
+                        Ok(Err(error @ BinderError::NameTaken(_))) => {
+                            tracing::warn!(%binder, %name, %error, "entry lost to another registrant");
+                            keepers.release(&binder, &name);
+                        }
+                        Ok(Err(error)) => {
+                            tracing::warn!(%binder, %name, %error, "cannot bind the entry again")
+                        }
+                        Err(error) => tracing::warn!(%binder, %name, %error, "cannot bind the entry again"),
+                    }
+                }
+            }
+            Ok(Err(error)) => tracing::warn!(%binder, %error, "lease renewal refused"),
+            Err(error) => tracing::warn!(%binder, %error, "cannot renew the lease; will retry"),
+        }
+    }
+}
