@@ -147,3 +147,32 @@ pub trait Binder {
     /// The binder's size and lease.
     async fn info(&self) -> BinderInfo;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The binder's ids are part of the protocol (docs/PROTOCOL.md section 10): a client of another
+    /// release must find the same object, interface and operations.
+    #[test]
+    fn the_binders_ids_are_stable() {
+        assert_eq!(BINDER_OBJECT.to_string(), "726d692e42696e646572000000000001");
+        assert_eq!(BinderOp::DESCRIPTOR.name, "rmi.Binder");
+        assert_eq!(BinderOp::DESCRIPTOR.id.to_string(), "0x59df07668accf0f7");
+        assert_eq!(BinderOp::DESCRIPTOR.version, 1);
+        let ops: Vec<String> = BinderOp::ALL.iter().map(|op| format!("{} {}", op.name(), op.id())).collect();
+        assert_eq!(
+            ops,
+            [
+                "bind 0xc7535f2e",
+                "rebind 0x26d2c087",
+                "unbind 0xbebc33d9",
+                "lookup 0xf758858b",
+                "list 0x0cfb5881",
+                "lookup_interface 0x2d38cf3f",
+                "renew 0xf4667bee",
+                "info 0x0fb40705",
+            ]
+        );
+    }
+}

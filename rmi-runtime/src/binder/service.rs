@@ -50,7 +50,7 @@ impl BinderConfig {
     /// The shortest lease the binder grants: renewals every third of it must stay reasonable.
     pub const MIN_LEASE: Duration = Duration::from_millis(30);
     /// The longest address an entry's reference may carry, in bytes of its text form.
-    const MAX_ADDRESS_LEN: usize = 1024;
+    const MAX_ADDRESS_LEN: usize = 512;
 
     /// Sets [`BinderConfig::lease`] (at least [`BinderConfig::MIN_LEASE`]).
     pub fn lease(mut self, lease: Duration) -> Self {
