@@ -280,16 +280,23 @@ async fn entries_made_in_the_binders_process_have_no_lease() {
 
 const LEASE: Duration = Duration::from_secs(1);
 
+/// A server on `memory://{name}-server` that registered a counter as `counter` at the binder at
+/// `binder`.
+async fn registered_counter(binder: &Address, name: &str) -> (Endpoint, Naming) {
+    let server = Endpoint::new();
+    server.listen(format!("memory://{name}-server")).await.unwrap();
+    let naming = Naming::connect(&server, binder).await.unwrap();
+    naming.bind("counter", &server.export(CounterSkeleton::new(Count::default()))).await.unwrap();
+    (server, naming)
+}
+
 /// Time is paused: it moves on only when every task waits, so renewals every third of the lease
 /// and expiries happen at exact virtual instants.
 #[tokio::test(start_paused = true)]
 async fn a_live_registrant_keeps_its_entries_and_a_gone_one_loses_them_within_a_lease() {
     let (_binder, address, _service) =
         binder_at("memory://binder-lease", BinderConfig::default().lease(LEASE)).await;
-    let server = Endpoint::new();
-    server.listen("memory://binder-lease-server").await.unwrap();
-    let naming = Naming::connect(&server, &address).await.unwrap();
-    naming.bind("counter", &server.export(CounterSkeleton::new(Count::default()))).await.unwrap();
+    let (server, _naming) = registered_counter(&address, "binder-lease").await;
 
     let client = Naming::connect(&Endpoint::new(), &address).await.unwrap();
     tokio::time::sleep(LEASE * 10).await;
@@ -308,10 +315,7 @@ async fn a_live_registrant_keeps_its_entries_and_a_gone_one_loses_them_within_a_
 async fn a_restarted_binder_gets_the_entries_of_live_registrants_back() {
     let config = BinderConfig::default().lease(LEASE);
     let (binder, address, _service) = binder_at("memory://binder-restart", config.clone()).await;
-    let server = Endpoint::new();
-    server.listen("memory://binder-restart-server").await.unwrap();
-    let naming = Naming::connect(&server, &address).await.unwrap();
-    naming.bind("counter", &server.export(CounterSkeleton::new(Count::default()))).await.unwrap();
+    let (_server, _naming) = registered_counter(&address, "binder-restart").await;
 
     binder.shutdown().await;
     let (_binder, _, service) = binder_at("memory://binder-restart", config).await;
@@ -327,11 +331,7 @@ async fn a_restarted_binder_gets_the_entries_of_live_registrants_back() {
 async fn an_unbound_entry_is_not_bound_again_after_a_binder_restart() {
     let config = BinderConfig::default().lease(LEASE);
     let (binder, address, _service) = binder_at("memory://binder-unbind", config.clone()).await;
-    let server = Endpoint::new();
-    server.listen("memory://binder-unbind-server").await.unwrap();
-    let naming = Naming::connect(&server, &address).await.unwrap();
-    let object = server.export(CounterSkeleton::new(Count::default()));
-    naming.bind("counter", &object).await.unwrap();
+    let (_server, naming) = registered_counter(&address, "binder-unbind").await;
     naming.unbind("counter").await.unwrap();
 
     binder.shutdown().await;
