@@ -16,6 +16,8 @@
 //! | [`Proxy`] / [`Stub`] | the client half of a remote object; generated stubs wrap a proxy |
 //! | [`Config`] | every limit and timeout, each with a default |
 //! | [`transport`] | TCP, Unix, memory behind one small [`Listener`](transport::Listener) trait |
+//! | [`binder`] | the naming service: register objects by name, look them up by name or interface, leases |
+//! | [`CallContext`] | who is calling, for a servant: the peer's endpoint id, origin and connection |
 //!
 //! The wire protocol is described in `docs/PROTOCOL.md`.
 //!
