@@ -152,14 +152,22 @@ pub enum BinderError {
     #[error("no lease: the binder holds no entries of this endpoint")]
     NoLease,
     /// A typed lookup found an object of another interface under the name.
-    #[error("`{name}` is bound to an object of interface {bound}, not {expected}")]
+    #[error(
+        "`{name}` is bound to an object of interface {}, not {}",
+        interface(bound_name, bound),
+        interface(expected_name, expected)
+    )]
     WrongInterface {
         /// The name looked up.
         name: String,
         /// The interface the caller asked for.
         expected: InterfaceId,
-        /// The bound object's.
+        /// Its name.
+        expected_name: String,
+        /// The bound object's interface.
         bound: InterfaceId,
+        /// Its name, as the registrant gave it (empty if it did not).
+        bound_name: String,
     },
     /// A typed lookup found an object of another version of the interface under the name.
     #[error("`{name}` is bound to version {bound} of the interface, the caller expects version {expected}")]
@@ -179,6 +187,11 @@ pub enum BinderError {
         /// The versions asked for.
         versions: Versions,
     },
+}
+
+/// An interface for people: its name and id, or its id alone.
+fn interface(name: &str, id: &InterfaceId) -> String {
+    if name.is_empty() { id.to_string() } else { format!("{name} ({id})") }
 }
 
 #[cfg(test)]
@@ -202,6 +215,25 @@ mod tests {
             assert!(bad.parse::<Versions>().is_err(), "{bad}");
         }
         assert!(Versions::from(1..=3).contains(3) && !Versions::from(1..=3).contains(4));
+    }
+
+    #[test]
+    fn a_wrong_interface_is_named_when_its_name_is_known() {
+        let error = BinderError::WrongInterface {
+            name: "adder".into(),
+            expected: InterfaceId::from_name("Service"),
+            expected_name: "Service".into(),
+            bound: InterfaceId::from_name("Adder"),
+            bound_name: String::new(),
+        };
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "`adder` is bound to an object of interface {}, not Service ({})",
+                InterfaceId::from_name("Adder"),
+                InterfaceId::from_name("Service")
+            )
+        );
     }
 
     #[test]

@@ -330,6 +330,12 @@ impl Endpoint {
         Ok(conn)
     }
 
+    /// The open connection this endpoint dialled to `address`, if there is one; never dials.
+    pub(crate) fn pooled(&self, address: &Address) -> Option<Connection> {
+        let slot = lock(&self.inner.pool).get(address).cloned()?;
+        slot.try_lock().ok()?.as_ref().filter(|c| !c.is_closed()).cloned()
+    }
+
     async fn dial(&self, address: &Address, deadline: Instant) -> Result<Connection, Error> {
         let timeout = self.inner.config.handshake_timeout;
         let mut io = match tokio::time::timeout_at(deadline, transport::connect(address)).await {
@@ -423,7 +429,8 @@ impl Endpoint {
     ///
     /// From the moment this is called (before the returned future is first polled) the endpoint
     /// stops accepting connections and answers new requests with `Fault::ShuttingDown`. The future
-    /// then waits for the calls it serves to finish, up to [`Config::shutdown_grace`], aborts any
+    /// then unbinds the entries this endpoint registered at binders (over connections already
+    /// open, best effort: the binder's lease removes what this misses), waits for the calls it serves to finish, up to [`Config::shutdown_grace`], aborts any
     /// still running, and closes every connection (frames already queued are still written). Calls
     /// this endpoint was waiting on fail with [`Error::ConnectionClosed`].
     ///
@@ -435,7 +442,12 @@ impl Endpoint {
         let deadline =
             *inner.shutdown_deadline.get_or_init(|| crate::deadline_after(inner.config.shutdown_grace));
         inner.stop.cancel();
-        async move { inner.finish_shutdown(deadline).await }
+        let endpoint = self.clone();
+        async move {
+            // Entries at binders go now rather than when their leases run out.
+            endpoint.inner.binder_leases.withdraw(&endpoint, deadline).await;
+            inner.finish_shutdown(deadline).await;
+        }
     }
 }
 

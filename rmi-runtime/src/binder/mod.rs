@@ -19,9 +19,10 @@
 //!
 //! An entry registered over the network belongs to the endpoint that registered it, which holds a
 //! lease on its entries ([`BinderConfig::lease`], 30 s by default). [`Naming`] renews the lease
-//! every third of its length while the endpoint runs and has entries at that binder. When a
-//! registrant stops renewing (its process died, its host went away), its entries disappear from
-//! every lookup at most one lease after its last renewal. If the binder restarts and forgets the
+//! every third of its length while the endpoint runs and has entries at that binder, and
+//! [`Endpoint::shutdown`](crate::Endpoint::shutdown) unbinds them. When a registrant stops
+//! renewing without shutting down (its process died, its host went away), its entries disappear
+//! from every lookup at most one lease after its last renewal. If the binder restarts and forgets the
 //! entries, the registrant's next renewal finds no lease and [`Naming`] registers its entries
 //! again. Entries made in the binder's own process ([`Naming::local`]) have no lease: they live
 //! until unbound.

@@ -5,14 +5,17 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rmi_core::{Address, BinderError, Binding, Error, InterfaceId, RemoteRef, Secret, Versions};
+use tokio::time::Instant;
 
 use super::service::Caller;
 use super::{BINDER_OBJECT, Binder, BinderClient, BinderInfo, BinderService};
-use crate::client::Stub;
+use crate::client::{Proxy, Stub};
 use crate::endpoint::{Endpoint, ToAddress};
 
 /// How often a lease keeper renews, at most: a guard against a binder granting tiny leases.
 const MIN_RENEW_PERIOD: Duration = Duration::from_millis(10);
+/// How long a shutdown waits for binders to confirm its unbinds, at most.
+const WITHDRAW_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A handle on a binder, for an endpoint: register its objects, look up others'.
 ///
@@ -180,7 +183,15 @@ impl Naming {
         let reference = &binding.reference;
         if reference.interface != descriptor.id {
             let (expected, bound) = (descriptor.id, reference.interface);
-            return Err(BinderError::WrongInterface { name: binding.name, expected, bound }.into());
+            let (expected_name, bound_name) = (descriptor.name.to_owned(), binding.interface_name);
+            return Err(BinderError::WrongInterface {
+                name: binding.name,
+                expected,
+                expected_name,
+                bound,
+                bound_name,
+            }
+            .into());
         }
         if reference.version != descriptor.version {
             let (expected, bound) = (descriptor.version, reference.version);
@@ -305,6 +316,33 @@ impl LeaseKeepers {
         if let Some(keeper) = self.lock().get_mut(binder) {
             keeper.held.remove(name);
         }
+    }
+
+    /// Unbinds every entry the keepers hold, over connections already open, until `deadline`
+    /// (at most [`WITHDRAW_TIMEOUT`]), and forgets them all: for a shutting-down endpoint.
+    pub(crate) async fn withdraw(&self, endpoint: &Endpoint, deadline: Instant) {
+        let keepers = std::mem::take(&mut *self.lock());
+        let deadline = deadline.min(Instant::now() + WITHDRAW_TIMEOUT);
+        let unbinds = keepers.into_iter().flat_map(|(binder, keeper)| {
+            let conn = endpoint.pooled(&binder);
+            let Keeper { held, secret } = keeper;
+            held.into_keys().map(move |name| {
+                let (conn, binder, secret) = (conn.clone(), binder.clone(), secret.clone());
+                async move {
+                    let Some(conn) = conn else { return };
+                    let descriptor = BinderClient::DESCRIPTOR;
+                    let proxy = Proxy::new(conn, BINDER_OBJECT, descriptor.id, descriptor.version);
+                    let client = BinderClient::from_proxy(proxy);
+                    let unbind = tokio::time::timeout_at(deadline, client.unbind(name.clone(), secret)).await;
+                    match unbind.map(|r| r.and_then(|r| r.map_err(Error::from))) {
+                        Ok(Ok(())) => tracing::debug!(%binder, %name, "unbound at shutdown"),
+                        Ok(Err(error)) => tracing::debug!(%binder, %name, %error, "not unbound at shutdown"),
+                        Err(_) => tracing::debug!(%binder, %name, "not unbound at shutdown in time"),
+                    }
+                }
+            })
+        });
+        futures_util::future::join_all(unbinds).await;
     }
 
     /// The keeper's entries and secret, or `None` (and the keeper removed) once it holds none.
