@@ -148,9 +148,17 @@ pub enum BinderError {
         /// The binder's limit.
         limit: u64,
     },
-    /// The caller has no lease to renew: its entries ran out (or the binder restarted).
-    #[error("no lease: the binder holds no entries of this endpoint")]
+    /// The caller has no lease to renew: the binder never granted it one, or has forgotten it
+    /// (it restarted, or the lease ran out long ago).
+    #[error("no lease: the binder knows no entries of this endpoint")]
     NoLease,
+    /// The caller's lease ran out: its entries have been dropped. `names` are those it may bind
+    /// again (nobody unbound or took them meanwhile).
+    #[error("the lease ran out; {} entries were dropped", names.len())]
+    Lapsed {
+        /// The dropped entries nobody else changed since.
+        names: Vec<String>,
+    },
     /// A typed lookup found an object of another interface under the name.
     #[error(
         "`{name}` is bound to an object of interface {}, not {}",

@@ -313,7 +313,9 @@ async fn an_entry_nobody_renews_lives_exactly_one_lease() {
     tokio::time::sleep(Duration::from_millis(1)).await;
     assert!(names(&client).await.is_empty(), "the entry outlived its lease");
     assert_eq!(binder_error(client.resolve("counter").await), BinderError::NotBound("counter".into()));
-    assert_eq!(raw.renew().await.unwrap(), Err(BinderError::NoLease), "an expired lease was renewed");
+    // The registrant learns which entries it may bind again, once; then the lease is forgotten.
+    assert_eq!(raw.renew().await.unwrap(), Err(BinderError::Lapsed { names: vec!["counter".into()] }));
+    assert_eq!(raw.renew().await.unwrap(), Err(BinderError::NoLease));
 }
 
 #[tokio::test(start_paused = true)]
@@ -360,6 +362,41 @@ async fn an_unbound_entry_is_not_bound_again_after_a_binder_restart() {
     let (_binder, _, service) = binder_at("memory://binder-unbind", config).await;
     tokio::time::sleep(LEASE * 3).await;
     assert!(service.is_empty(), "an unbound entry came back");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_registrant_lets_go_of_names_others_rebound_or_unbound() {
+    let config = BinderConfig::default().lease(LEASE);
+    let (binder, address, _service) = binder_at("memory://binder-takeover", config.clone()).await;
+    let (old, at_old) = registered_counter(&address, "binder-takeover").await;
+    at_old.bind("spare", &old.export(CounterSkeleton::new(Count::default()))).await.unwrap();
+
+    // A successor takes `counter` over; an administrator removes `spare`.
+    let successor = Endpoint::new();
+    successor.listen("memory://binder-takeover-successor").await.unwrap();
+    let at_successor = Naming::connect(&successor, &address).await.unwrap();
+    let new_counter = successor.export(CounterSkeleton::new(Count::default()));
+    at_successor.rebind("counter", &new_counter).await.unwrap();
+    let admin = Naming::connect(&Endpoint::new(), &address).await.unwrap();
+    admin.unbind("spare").await.unwrap();
+
+    // The old registrant learns of both at its next renewal, and does not bind them again when
+    // the binder restarts and forgets everything.
+    tokio::time::sleep(LEASE / 2).await;
+    binder.shutdown().await;
+    let (_binder, _, service) = binder_at("memory://binder-takeover", config).await;
+    tokio::time::sleep(LEASE).await;
+    assert_eq!(names(&admin).await, ["counter"]);
+    assert_eq!(
+        admin.resolve("counter").await.unwrap().reference,
+        new_counter,
+        "the old object took the name back"
+    );
+
+    // Shutting the old registrant down leaves its successor's entry alone.
+    old.shutdown().await;
+    assert_eq!(admin.resolve("counter").await.unwrap().reference, new_counter);
+    assert_eq!(service.len(), 1);
 }
 
 #[tokio::test]

@@ -106,6 +106,16 @@ pub struct BinderInfo {
     pub lease: Duration,
 }
 
+/// A renewed lease: how long it runs, and the names of the entries it covers (the ones the
+/// registrant bound and nobody has unbound or rebound since).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeaseGrant {
+    /// How long the lease runs from now.
+    pub duration: Duration,
+    /// The names it covers, sorted.
+    pub names: Vec<String>,
+}
+
 /// The binder's remote interface, served at [`BINDER_OBJECT`]. Applications use it through
 /// [`Naming`], which adds typed lookups and keeps leases.
 #[remote(crate = "crate", name = "rmi.Binder")]
@@ -141,9 +151,14 @@ pub trait Binder {
     /// The entries whose objects implement `interface` at a version within `versions`, by name.
     async fn lookup_interface(&self, interface: InterfaceId, versions: Versions) -> Vec<Binding>;
 
-    /// Renews the caller's lease on its entries and returns its length
-    /// ([`BinderError::NoLease`] if the binder holds no entries of the caller).
-    async fn renew(&self) -> Result<Duration, BinderError>;
+    /// Renews the caller's lease on its entries; returns its length and the names the caller still
+    /// holds ([`BinderError::NoLease`] if the caller's lease ran out, or it never had one).
+    async fn renew(&self) -> Result<LeaseGrant, BinderError>;
+
+    /// Removes every entry the caller registered, and its lease; returns how many entries it
+    /// removed. A registrant that shuts down withdraws, so its entries go at once, and only its
+    /// own: not a name another registrant has rebound since.
+    async fn withdraw(&self, secret: Option<Secret>) -> Result<u64, BinderError>;
 
     /// The binder's size and lease.
     async fn info(&self) -> BinderInfo;
@@ -172,6 +187,7 @@ mod tests {
                 "list 0x0cfb5881",
                 "lookup_interface 0x2d38cf3f",
                 "renew 0xf4667bee",
+                "withdraw 0x69aef597",
                 "info 0x0fb40705",
             ]
         );

@@ -153,9 +153,14 @@ impl Naming {
         let secret = self.secret.clone();
         match &self.target {
             Target::Remote(address) => {
-                self.endpoint.inner().binder_leases.release(address, name);
                 let client = self.client(address).await?;
-                Ok(client.unbind(name.to_owned(), secret).await??)
+                let unbound = client.unbind(name.to_owned(), secret).await?;
+                // Renewing stops only once the binder no longer has the entry: a refused unbind
+                // leaves it bound, and kept.
+                if matches!(unbound, Ok(()) | Err(BinderError::NotBound(_))) {
+                    self.endpoint.inner().binder_leases.release(address, name);
+                }
+                Ok(unbound?)
             }
             Target::Local(service) => Ok(service.remove(&Caller::OWN, name.to_owned(), secret)?),
         }
@@ -264,7 +269,7 @@ impl Naming {
 }
 
 /// An entry a lease keeper holds at its binder.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 struct Held {
     reference: RemoteRef,
     interface_name: String,
@@ -318,31 +323,42 @@ impl LeaseKeepers {
         }
     }
 
-    /// Unbinds every entry the keepers hold, over connections already open, until `deadline`
-    /// (at most [`WITHDRAW_TIMEOUT`]), and forgets them all: for a shutting-down endpoint.
+    /// Withdraws this endpoint's entries from every binder it holds a lease at, over connections
+    /// already open, until `deadline` (at most [`WITHDRAW_TIMEOUT`]), and forgets them: for a
+    /// shutting-down endpoint. A binder removes only the entries this endpoint still holds, not
+    /// names others have rebound since.
     pub(crate) async fn withdraw(&self, endpoint: &Endpoint, deadline: Instant) {
         let keepers = std::mem::take(&mut *self.lock());
         let deadline = deadline.min(Instant::now() + WITHDRAW_TIMEOUT);
-        let unbinds = keepers.into_iter().flat_map(|(binder, keeper)| {
+        let withdrawals = keepers.into_iter().map(|(binder, keeper)| {
             let conn = endpoint.pooled(&binder);
-            let Keeper { held, secret } = keeper;
-            held.into_keys().map(move |name| {
-                let (conn, binder, secret) = (conn.clone(), binder.clone(), secret.clone());
-                async move {
-                    let Some(conn) = conn else { return };
-                    let descriptor = BinderClient::DESCRIPTOR;
-                    let proxy = Proxy::new(conn, BINDER_OBJECT, descriptor.id, descriptor.version);
-                    let client = BinderClient::from_proxy(proxy);
-                    let unbind = tokio::time::timeout_at(deadline, client.unbind(name.clone(), secret)).await;
-                    match unbind.map(|r| r.and_then(|r| r.map_err(Error::from))) {
-                        Ok(Ok(())) => tracing::debug!(%binder, %name, "unbound at shutdown"),
-                        Ok(Err(error)) => tracing::debug!(%binder, %name, %error, "not unbound at shutdown"),
-                        Err(_) => tracing::debug!(%binder, %name, "not unbound at shutdown in time"),
-                    }
+            async move {
+                let Some(conn) = conn else { return };
+                let descriptor = BinderClient::DESCRIPTOR;
+                let proxy = Proxy::new(conn, BINDER_OBJECT, descriptor.id, descriptor.version);
+                let client = BinderClient::from_proxy(proxy);
+                let withdrawn = tokio::time::timeout_at(deadline, client.withdraw(keeper.secret)).await;
+                match withdrawn.map(|r| r.and_then(|r| r.map_err(Error::from))) {
+                    Ok(Ok(entries)) => tracing::debug!(%binder, entries, "entries withdrawn at shutdown"),
+                    Ok(Err(error)) => tracing::debug!(%binder, %error, "entries not withdrawn at shutdown"),
+                    Err(_) => tracing::debug!(%binder, "entries not withdrawn at shutdown in time"),
                 }
-            })
+            }
         });
-        futures_util::future::join_all(unbinds).await;
+        futures_util::future::join_all(withdrawals).await;
+    }
+
+    /// Forgets the entries of `held` that the binder no longer counts as this endpoint's (unbound
+    /// or rebound by others), unless they were bound again since `held` was taken.
+    fn reconcile(&self, binder: &Address, held: &BTreeMap<String, Held>, still: &[String]) {
+        let mut keepers = self.lock();
+        let Some(keeper) = keepers.get_mut(binder) else { return };
+        for (name, entry) in held {
+            if still.binary_search(name).is_err() && keeper.held.get(name) == Some(entry) {
+                tracing::info!(%binder, %name, "entry unbound or taken over at the binder; no longer kept");
+                keeper.held.remove(name);
+            }
+        }
     }
 
     /// The keeper's entries and secret, or `None` (and the keeper removed) once it holds none.
@@ -381,9 +397,20 @@ async fn keep(endpoint: Endpoint, binder: Address, mut lease: Duration) {
             }
         };
         match client.renew().await {
-            Ok(Ok(granted)) => lease = granted,
-            Ok(Err(BinderError::NoLease)) => {
-                tracing::info!(%binder, entries = held.len(), "the binder lost this endpoint's entries; binding them again");
+            Ok(Ok(grant)) => {
+                lease = grant.duration;
+                keepers.reconcile(&binder, &held, &grant.names);
+            }
+            Ok(Err(refusal @ (BinderError::NoLease | BinderError::Lapsed { .. }))) => {
+                let mut held = held;
+                if let BinderError::Lapsed { names } = &refusal {
+                    // Entries unbound or taken over while the lease ran are not bound again.
+                    let mut names = names.clone();
+                    names.sort_unstable();
+                    keepers.reconcile(&binder, &held, &names);
+                    held.retain(|name, _| names.binary_search(name).is_ok());
+                }
+                tracing::info!(%binder, %refusal, entries = held.len(), "binding this endpoint's entries again");
                 for (name, entry) in held {
                     let bound = client
                         .bind(name.clone(), entry.reference, entry.interface_name, secret.clone())

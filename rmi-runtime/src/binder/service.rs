@@ -1,6 +1,6 @@
 //! The binder itself: entries, leases and access rules.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -8,9 +8,12 @@ use std::time::Duration;
 use rmi_core::{BinderError, Binding, EndpointId, Error, InterfaceId, RemoteRef, Secret, Versions};
 use tokio::time::Instant;
 
-use super::{Access, BINDER_OBJECT, Binder, BinderInfo, BinderSkeleton};
+use super::{Access, BINDER_OBJECT, Binder, BinderInfo, BinderSkeleton, LeaseGrant};
 use crate::context::CallContext;
 use crate::endpoint::Endpoint;
+
+/// How many lease lengths a binder remembers a lapsed lease for.
+const LAPSED_MEMORY: u32 = 10;
 
 /// A binder's settings: its lease, its limits and who may change it.
 #[derive(Clone, Debug)]
@@ -97,10 +100,18 @@ struct Shared {
 struct State {
     /// By name, so listings come out sorted.
     entries: BTreeMap<String, Entry>,
-    /// When each registrant's lease ends. Only registrants with entries have one.
-    leases: HashMap<EndpointId, Instant>,
+    /// The registrants that hold a lease: when it ends, and the names of their entries. A
+    /// registrant keeps its lease until it runs out, even with no entries left, so that its
+    /// renewals learn that its entries are gone rather than binding them again.
+    leases: HashMap<EndpointId, Lease>,
     /// When expired entries are next swept out (they are invisible from the moment they expire).
     next_sweep: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Lease {
+    end: Option<Instant>,
+    names: BTreeSet<String>,
 }
 
 struct Entry {
@@ -208,10 +219,10 @@ impl BinderService {
         let config = &self.shared.config;
         let now = Instant::now();
         let mut state = self.state();
-        state.sweep(now, config.lease, false);
+        state.sweep(now, config.lease, config.max_entries, false);
         if state.entries.len() >= config.max_entries && !state.entries.contains_key(&name) {
             // Full, perhaps only of expired entries: make room before refusing.
-            state.sweep(now, config.lease, true);
+            state.sweep(now, config.lease, config.max_entries, true);
         }
         match state.entries.get(&name) {
             Some(existing) if !replace && state.is_live(existing, now) => {
@@ -227,8 +238,13 @@ impl BinderService {
         }
         let registrant = caller.registrant(self.shared.own);
         let permanent = caller.context.is_none();
+        if let Some(replaced) = state.entries.remove(&name) {
+            state.forget(&name, &replaced);
+        }
         if !permanent {
-            state.leases.insert(registrant, now + config.lease);
+            let lease = state.leases.entry(registrant).or_default();
+            lease.end = Some(now + config.lease);
+            lease.names.insert(name.clone());
         }
         tracing::debug!(%name, %reference, %registrant, "bound");
         state.entries.insert(name, Entry { reference, interface_name, registrant, permanent });
@@ -242,7 +258,7 @@ impl BinderService {
             interface_name: entry.interface_name.clone(),
             registrant: entry.registrant,
             expires_in: (!entry.permanent)
-                .then(|| state.leases.get(&entry.registrant).map_or(Duration::ZERO, |&end| end - now)),
+                .then(|| state.lease_end(entry.registrant).map_or(Duration::ZERO, |end| end - now)),
         }
     }
 
@@ -259,20 +275,39 @@ impl BinderService {
 }
 
 impl State {
-    fn is_live(&self, entry: &Entry, now: Instant) -> bool {
-        entry.permanent || self.leases.get(&entry.registrant).is_some_and(|&end| end > now)
+    fn lease_end(&self, registrant: EndpointId) -> Option<Instant> {
+        self.leases.get(&registrant).and_then(|lease| lease.end)
     }
 
-    /// Drops expired entries and leases, at most about four times per lease: expired entries are
-    /// invisible anyway, this only frees their memory.
-    fn sweep(&mut self, now: Instant, lease: Duration, now_anyway: bool) {
+    fn is_live(&self, entry: &Entry, now: Instant) -> bool {
+        entry.permanent || self.lease_end(entry.registrant).is_some_and(|end| end > now)
+    }
+
+    /// Takes the entry `name`, replaced or removed, off its registrant's lease.
+    fn forget(&mut self, name: &str, entry: &Entry) {
+        if let Some(lease) = self.leases.get_mut(&entry.registrant).filter(|_| !entry.permanent) {
+            lease.names.remove(name);
+        }
+    }
+
+    /// Drops expired entries, at most about four times per lease: they are invisible anyway,
+    /// this only frees their memory. A lapsed lease is remembered, with its names, for
+    /// [`LAPSED_MEMORY`] leases (fewer if more registrants than `max_leases` have one), so that
+    /// its registrant learns which of its entries it may bind again.
+    fn sweep(&mut self, now: Instant, lease: Duration, max_leases: usize, now_anyway: bool) {
         if !now_anyway && self.next_sweep.is_some_and(|at| now < at) {
             return;
         }
         self.next_sweep = Some(now + lease / 4);
-        self.leases.retain(|_, end| *end > now);
+        let memory = lease.saturating_mul(LAPSED_MEMORY);
+        self.leases.retain(|_, l| l.end.is_some_and(|end| end.checked_add(memory).is_none_or(|t| t > now)));
+        if self.leases.len() > max_leases {
+            self.leases.retain(|_, l| l.end.is_some_and(|end| end > now));
+        }
         let leases = &self.leases;
-        self.entries.retain(|_, e| e.permanent || leases.contains_key(&e.registrant));
+        let live =
+            |registrant: &EndpointId| leases.get(registrant).and_then(|l| l.end).is_some_and(|end| end > now);
+        self.entries.retain(|_, e| e.permanent || live(&e.registrant));
     }
 }
 
@@ -329,8 +364,12 @@ impl Binder for BinderService {
         self.select(|e| e.reference.interface == interface && versions.contains(e.reference.version))
     }
 
-    async fn renew(&self) -> Result<Duration, BinderError> {
+    async fn renew(&self) -> Result<LeaseGrant, BinderError> {
         self.renew_lease(&Caller::current())
+    }
+
+    async fn withdraw(&self, secret: Option<Secret>) -> Result<u64, BinderError> {
+        self.withdraw_all(&Caller::current(), secret)
     }
 
     async fn info(&self) -> BinderInfo {
@@ -353,13 +392,16 @@ impl BinderService {
         self.admit(caller, &name, None, secret.as_ref())?;
         let now = Instant::now();
         let mut state = self.state();
-        match state.entries.remove(&name) {
-            Some(entry) if state.is_live(&entry, now) => {
-                tracing::debug!(%name, "unbound");
-                Ok(())
-            }
-            _ => Err(BinderError::NotBound(name)),
+        let Some(entry) = state.entries.remove(&name) else {
+            return Err(BinderError::NotBound(name));
+        };
+        let live = state.is_live(&entry, now);
+        state.forget(&name, &entry);
+        if !live {
+            return Err(BinderError::NotBound(name));
         }
+        tracing::debug!(%name, "unbound");
+        Ok(())
     }
 
     pub(super) fn get(&self, name: String) -> Result<Binding, BinderError> {
@@ -371,20 +413,39 @@ impl BinderService {
         }
     }
 
-    pub(super) fn renew_lease(&self, caller: &Caller) -> Result<Duration, BinderError> {
+    pub(super) fn renew_lease(&self, caller: &Caller) -> Result<LeaseGrant, BinderError> {
         let registrant = caller.registrant(self.shared.own);
-        let lease = self.shared.config.lease;
+        let duration = self.shared.config.lease;
         let now = Instant::now();
         let mut state = self.state();
         match state.leases.get_mut(&registrant) {
-            // An expired lease stays expired: its entries have vanished from lookups, and the
-            // registrant binds them again.
-            Some(end) if *end > now => {
-                *end = now + lease;
-                Ok(lease)
+            Some(Lease { end: Some(end), names }) if *end > now => {
+                *end = now + duration;
+                Ok(LeaseGrant { duration, names: names.iter().cloned().collect() })
             }
-            _ => Err(BinderError::NoLease),
+            // An expired lease stays expired: its entries have vanished from lookups. The
+            // registrant may bind again the ones nobody removed or took meanwhile.
+            Some(_) => {
+                let lapsed = state.leases.remove(&registrant).map(|l| l.names).unwrap_or_default();
+                Err(BinderError::Lapsed { names: lapsed.into_iter().collect() })
+            }
+            None => Err(BinderError::NoLease),
         }
+    }
+
+    /// Removes every entry the caller registered, and its lease.
+    pub(super) fn withdraw_all(&self, caller: &Caller, secret: Option<Secret>) -> Result<u64, BinderError> {
+        self.shared.config.access.check(caller.context.as_ref().map(CallContext::origin), secret.as_ref())?;
+        let registrant = caller.registrant(self.shared.own);
+        let mut state = self.state();
+        let Some(lease) = state.leases.remove(&registrant) else {
+            return Ok(0);
+        };
+        for name in &lease.names {
+            state.entries.remove(name);
+        }
+        tracing::debug!(%registrant, entries = lease.names.len(), "registrant withdrew");
+        Ok(u64::try_from(lease.names.len()).unwrap_or(u64::MAX))
     }
 }
 
