@@ -152,13 +152,6 @@ pub enum BinderError {
     /// (it restarted, or the lease ran out long ago).
     #[error("no lease: the binder knows no entries of this endpoint")]
     NoLease,
-    /// The caller's lease ran out: its entries have been dropped. `names` are those it may bind
-    /// again (nobody unbound or took them meanwhile).
-    #[error("the lease ran out; {} entries were dropped", names.len())]
-    Lapsed {
-        /// The dropped entries nobody else changed since.
-        names: Vec<String>,
-    },
     /// A typed lookup found an object of another interface under the name.
     #[error(
         "`{name}` is bound to an object of interface {}, not {}",

@@ -255,7 +255,10 @@ async fn entries_and_names_are_bounded() {
     let naming = Naming::connect(&server, &address).await.unwrap();
     let object = server.export(CounterSkeleton::new(Count::default()));
 
-    for (name, why) in [("", "empty"), ("123456789", "over the limit of 8"), ("a\nb", "control characters")] {
+    let hidden = "invisible formatting characters";
+    for (name, why) in
+        [("", "empty"), ("123456789", "over the limit of 8"), ("a\nb", hidden), ("ab\u{202e}c", hidden)]
+    {
         let error = binder_error(naming.bind(name, &object).await);
         assert!(matches!(&error, BinderError::Invalid(text) if text.contains(why)), "{name:?}: {error}");
     }
@@ -313,9 +316,15 @@ async fn an_entry_nobody_renews_lives_exactly_one_lease() {
     tokio::time::sleep(Duration::from_millis(1)).await;
     assert!(names(&client).await.is_empty(), "the entry outlived its lease");
     assert_eq!(binder_error(client.resolve("counter").await), BinderError::NotBound("counter".into()));
-    // The registrant learns which entries it may bind again, once; then the lease is forgotten.
-    assert_eq!(raw.renew().await.unwrap(), Err(BinderError::Lapsed { names: vec!["counter".into()] }));
-    assert_eq!(raw.renew().await.unwrap(), Err(BinderError::NoLease));
+    // Renewing starts a new lease, without the entry, and says the registrant may bind it again.
+    let grant = raw.renew(None).await.unwrap().unwrap();
+    assert_eq!((grant.names, grant.lapsed), (vec![], vec!["counter".to_owned()]));
+    assert!(names(&client).await.is_empty(), "a renewal brought an expired entry back");
+    // Once someone else has bound the name, it is theirs.
+    let other = Endpoint::new().export(CounterSkeleton::new(Count::default()));
+    client.bind("counter", &other).await.unwrap();
+    assert!(raw.renew(None).await.unwrap().unwrap().lapsed.is_empty());
+    assert_eq!(client.resolve("counter").await.unwrap().reference, other);
 }
 
 #[tokio::test(start_paused = true)]
@@ -397,6 +406,23 @@ async fn a_registrant_lets_go_of_names_others_rebound_or_unbound() {
     old.shutdown().await;
     assert_eq!(admin.resolve("counter").await.unwrap().reference, new_counter);
     assert_eq!(service.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn leases_at_a_binder_with_a_secret_are_renewed_with_it() {
+    let access = Access::local_only().secret(Secret::new("k"));
+    let config = BinderConfig::default().lease(LEASE).access(access);
+    let (_binder, address, _service) = binder_at("memory://binder-secret-lease", config).await;
+    let server = Endpoint::new();
+    server.listen("memory://binder-secret-lease-server").await.unwrap();
+    let naming = Naming::connect(&server, &address).await.unwrap().with_secret(Secret::new("k"));
+    naming.bind("counter", &server.export(CounterSkeleton::new(Count::default()))).await.unwrap();
+
+    // Renewing needs the secret too: a peer claiming to be the registrant cannot keep its entries.
+    let raw: BinderClient = server.proxy_at(&address, BINDER_OBJECT).await.unwrap();
+    assert!(matches!(raw.renew(None).await.unwrap(), Err(BinderError::Unauthorized(_))));
+    tokio::time::sleep(LEASE * 10).await;
+    assert_eq!(names(&naming).await, ["counter"], "the keeper did not renew with the secret");
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use rmi_runtime::binder::{Access, BinderConfig, BinderService, Naming};
+use rmi_runtime::binder::{Access, BinderConfig, BinderService, Naming, is_hidden_char};
 use rmi_runtime::{Address, Binding, Config, Endpoint, Error, InterfaceId, Secret, Versions};
 
 /// Run and inspect rmi binders (naming services for remote objects).
@@ -212,12 +212,23 @@ fn failed(target: &Target, error: Error) -> String {
     }
 }
 
+/// `text` with control and formatting characters escaped: what a binder sends is printed to a
+/// terminal, and a binder may be hostile.
+fn shown(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if is_hidden_char(c) { c.escape_unicode().collect() } else { vec![c] };
+            escaped
+        })
+        .collect()
+}
+
 fn interface(binding: &Binding) -> String {
     let reference = &binding.reference;
     if binding.interface_name.is_empty() {
         format!("{} v{}", reference.interface, reference.version)
     } else {
-        format!("{} v{}", binding.interface_name, reference.version)
+        format!("{} v{}", shown(&binding.interface_name), reference.version)
     }
 }
 
@@ -229,7 +240,7 @@ fn lease(binding: &Binding) -> String {
 }
 
 fn address(binding: &Binding) -> String {
-    binding.reference.address.as_ref().map_or_else(|| "(none)".into(), ToString::to_string)
+    binding.reference.address.as_ref().map_or_else(|| "(none)".into(), |a| shown(&a.to_string()))
 }
 
 /// The entries as a table with aligned columns.
@@ -240,7 +251,7 @@ fn table(entries: &[Binding]) -> String {
     let header = ["NAME", "INTERFACE", "ADDRESS", "OBJECT", "LEASE"].map(String::from);
     let rows: Vec<[String; 5]> = entries
         .iter()
-        .map(|b| [b.name.clone(), interface(b), address(b), b.reference.object.to_string(), lease(b)])
+        .map(|b| [shown(&b.name), interface(b), address(b), b.reference.object.to_string(), lease(b)])
         .collect();
     let mut widths = header.each_ref().map(|h| h.chars().count());
     for row in &rows {
@@ -265,7 +276,7 @@ fn details(binding: &Binding) -> String {
     let reference = &binding.reference;
     format!(
         "name:        {}\ninterface:   {} ({})\naddress:     {}\nobject:      {}\nendpoint:    {}\nregistrant:  {}\nlease:       {}\n",
-        binding.name,
+        shown(&binding.name),
         interface(binding),
         reference.interface,
         address(binding),

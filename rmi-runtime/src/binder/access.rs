@@ -13,7 +13,9 @@ use crate::transport::Origin;
 /// **and**, if a secret is set ([`Access::secret`]), the caller presents it.
 ///
 /// The default, [`Access::local_only`], admits peers on the binder's host only (loopback, Unix
-/// sockets, the same process), like Java's registry. To let other hosts register their objects,
+/// sockets, the same process), like Java's registry. A proxy or tunnel on that host (an SSH
+/// forward, a container port proxy) makes every peer behind it look local: on such hosts, set a
+/// secret too. To let other hosts register their objects,
 /// allow their networks, and set a secret unless the network is trusted:
 ///
 /// ```

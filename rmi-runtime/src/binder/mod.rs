@@ -29,7 +29,8 @@
 //!
 //! # Who may change the binder
 //!
-//! Lookups are open to anyone who can reach the endpoint. Changes (bind, rebind, unbind) are
+//! Lookups are open to anyone who can reach the endpoint. Changes (bind, rebind, unbind,
+//! withdraw, and lease renewals) are
 //! checked against the binder's [`Access`] rules: by default only peers on the binder's own host
 //! (loopback, a Unix socket, the same process) may make them. Other hosts need an allow-list entry
 //! for their network ([`Access::allow`]), and a shared secret ([`Access::secret`]) can be required
@@ -95,8 +96,17 @@ pub use service::{BinderConfig, BinderService};
 /// address to reach it.
 pub const BINDER_OBJECT: ObjectId = ObjectId::from_u128(0x726d_692e_4269_6e64_6572_0000_0000_0001);
 
+/// Whether a binder refuses `c` in names and addresses: control characters and invisible
+/// formatting characters (zero-width, bidirectional overrides), which would let one entry pass for
+/// another in a listing.
+pub fn is_hidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{61c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
 /// What a binder knows about itself.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct BinderInfo {
     /// Live entries.
     pub entries: u64,
@@ -106,14 +116,18 @@ pub struct BinderInfo {
     pub lease: Duration,
 }
 
-/// A renewed lease: how long it runs, and the names of the entries it covers (the ones the
-/// registrant bound and nobody has unbound or rebound since).
+/// A renewed lease: how long it runs, the names of the entries it covers (the ones the
+/// registrant bound and nobody has unbound or rebound since), and the names of entries dropped
+/// when it ran out earlier, which the registrant may bind again.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct LeaseGrant {
     /// How long the lease runs from now.
     pub duration: Duration,
     /// The names it covers, sorted.
     pub names: Vec<String>,
+    /// Entries dropped when the lease ran out that nobody has bound since, sorted.
+    pub lapsed: Vec<String>,
 }
 
 /// The binder's remote interface, served at [`BINDER_OBJECT`]. Applications use it through
@@ -151,9 +165,10 @@ pub trait Binder {
     /// The entries whose objects implement `interface` at a version within `versions`, by name.
     async fn lookup_interface(&self, interface: InterfaceId, versions: Versions) -> Vec<Binding>;
 
-    /// Renews the caller's lease on its entries; returns its length and the names the caller still
-    /// holds ([`BinderError::NoLease`] if the caller's lease ran out, or it never had one).
-    async fn renew(&self) -> Result<LeaseGrant, BinderError>;
+    /// Renews the caller's lease: returns its length, the names it covers and the names the
+    /// caller may bind again because its lease ran out meanwhile ([`BinderError::NoLease`] if
+    /// the binder has no lease of the caller: never granted, or forgotten after a restart).
+    async fn renew(&self, secret: Option<Secret>) -> Result<LeaseGrant, BinderError>;
 
     /// Removes every entry the caller registered, and its lease; returns how many entries it
     /// removed. A registrant that shuts down withdraws, so its entries go at once, and only its

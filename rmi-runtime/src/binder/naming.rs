@@ -7,7 +7,6 @@ use std::time::Duration;
 use rmi_core::{Address, BinderError, Binding, Error, InterfaceId, RemoteRef, Secret, Versions};
 use tokio::time::Instant;
 
-use super::service::Caller;
 use super::{BINDER_OBJECT, Binder, BinderClient, BinderInfo, BinderService};
 use crate::client::{Proxy, Stub};
 use crate::endpoint::{Endpoint, ToAddress};
@@ -134,11 +133,16 @@ impl Naming {
                 } else {
                     client.bind(name.clone(), r, i, s).await??
                 };
-                let held = Held { reference: reference.clone(), interface_name };
-                self.endpoint.inner().binder_leases.hold(&self.endpoint, address, name, held, secret, lease);
+                let held = Held { reference: reference.clone(), interface_name, secret, seq: 0 };
+                self.endpoint.inner().binder_leases.hold(&self.endpoint, address, name, held, lease);
             }
             Target::Local(service) => {
-                service.put(Caller::OWN, name, reference.clone(), interface_name, secret, replace)?;
+                let reference = reference.clone();
+                if replace {
+                    Binder::rebind(service, name, reference, interface_name, secret).await?;
+                } else {
+                    Binder::bind(service, name, reference, interface_name, secret).await?;
+                }
             }
         }
         Ok(())
@@ -158,11 +162,11 @@ impl Naming {
                 // Renewing stops only once the binder no longer has the entry: a refused unbind
                 // leaves it bound, and kept.
                 if matches!(unbound, Ok(()) | Err(BinderError::NotBound(_))) {
-                    self.endpoint.inner().binder_leases.release(address, name);
+                    self.endpoint.inner().binder_leases.release(address, name, None);
                 }
                 Ok(unbound?)
             }
-            Target::Local(service) => Ok(service.remove(&Caller::OWN, name.to_owned(), secret)?),
+            Target::Local(service) => Ok(Binder::unbind(service, name.to_owned(), secret).await?),
         }
     }
 
@@ -172,7 +176,10 @@ impl Naming {
     /// [`BinderError::NotBound`] inside [`Error::Binder`]; otherwise the call's [`Error`].
     pub async fn resolve(&self, name: &str) -> Result<Binding, Error> {
         let name = name.to_owned();
-        on_binder!(self, |client| Ok(client.lookup(name).await??), |service| Ok(service.get(name)?))
+        on_binder!(self, |client| Ok(client.lookup(name).await??), |service| Ok(Binder::lookup(
+            service, name
+        )
+        .await?))
     }
 
     /// A client stub for the object bound to `name`, which must implement `C`'s interface at
@@ -269,17 +276,34 @@ impl Naming {
 }
 
 /// An entry a lease keeper holds at its binder.
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 struct Held {
     reference: RemoteRef,
     interface_name: String,
+    /// The secret it was bound with, to bind it again.
+    secret: Option<Secret>,
+    /// When it was (last) bound, in the keeper's count: tells a hold from a later one of the
+    /// same name.
+    seq: u64,
 }
 
 /// One binder's lease, kept by an endpoint: the entries it registered there.
 #[derive(Clone, Default)]
 struct Keeper {
     held: BTreeMap<String, Held>,
-    secret: Option<Secret>,
+    next_seq: u64,
+}
+
+impl Keeper {
+    /// A secret to present for the lease as a whole (renewals, withdrawal).
+    fn secret(&self) -> Option<Secret> {
+        self.held.values().find_map(|h| h.secret.clone())
+    }
+
+    /// Whether `name` is still held as it was in `snapshot`.
+    fn holds(&self, name: &str, snapshot: &Held) -> bool {
+        self.held.get(name).is_some_and(|h| h.seq == snapshot.seq)
+    }
 }
 
 /// An endpoint's lease keepers, one per binder it registered entries at. Each has a task that
@@ -295,15 +319,7 @@ impl LeaseKeepers {
     }
 
     /// Records an entry bound at `binder`, starting the binder's keeper task if it has none.
-    fn hold(
-        &self,
-        endpoint: &Endpoint,
-        binder: &Address,
-        name: String,
-        held: Held,
-        secret: Option<Secret>,
-        lease: Duration,
-    ) {
+    fn hold(&self, endpoint: &Endpoint, binder: &Address, name: String, mut held: Held, lease: Duration) {
         let mut keepers = self.lock();
         let keeper = match keepers.get_mut(binder) {
             Some(keeper) => keeper,
@@ -312,15 +328,23 @@ impl LeaseKeepers {
                 keepers.entry(binder.clone()).or_default()
             }
         };
+        keeper.next_seq += 1;
+        held.seq = keeper.next_seq;
         keeper.held.insert(name, held);
-        keeper.secret = secret;
     }
 
-    /// Forgets an entry at `binder`.
-    fn release(&self, binder: &Address, name: &str) {
-        if let Some(keeper) = self.lock().get_mut(binder) {
+    /// Forgets the entry `name` at `binder`: any hold, or only the hold `snapshot` if given.
+    fn release(&self, binder: &Address, name: &str, snapshot: Option<&Held>) {
+        if let Some(keeper) = self.lock().get_mut(binder)
+            && snapshot.is_none_or(|held| keeper.holds(name, held))
+        {
             keeper.held.remove(name);
         }
+    }
+
+    /// Whether `name` is still held at `binder` as in `snapshot`.
+    fn holds(&self, binder: &Address, name: &str, snapshot: &Held) -> bool {
+        self.lock().get(binder).is_some_and(|keeper| keeper.holds(name, snapshot))
     }
 
     /// Withdraws this endpoint's entries from every binder it holds a lease at, over connections
@@ -334,10 +358,8 @@ impl LeaseKeepers {
             let conn = endpoint.pooled(&binder);
             async move {
                 let Some(conn) = conn else { return };
-                let descriptor = BinderClient::DESCRIPTOR;
-                let proxy = Proxy::new(conn, BINDER_OBJECT, descriptor.id, descriptor.version);
-                let client = BinderClient::from_proxy(proxy);
-                let withdrawn = tokio::time::timeout_at(deadline, client.withdraw(keeper.secret)).await;
+                let client = binder_over(conn);
+                let withdrawn = tokio::time::timeout_at(deadline, client.withdraw(keeper.secret())).await;
                 match withdrawn.map(|r| r.and_then(|r| r.map_err(Error::from))) {
                     Ok(Ok(entries)) => tracing::debug!(%binder, entries, "entries withdrawn at shutdown"),
                     Ok(Err(error)) => tracing::debug!(%binder, %error, "entries not withdrawn at shutdown"),
@@ -348,20 +370,22 @@ impl LeaseKeepers {
         futures_util::future::join_all(withdrawals).await;
     }
 
-    /// Forgets the entries of `held` that the binder no longer counts as this endpoint's (unbound
-    /// or rebound by others), unless they were bound again since `held` was taken.
-    fn reconcile(&self, binder: &Address, held: &BTreeMap<String, Held>, still: &[String]) {
+    /// Forgets the entries of `snapshot` that are in neither sorted list (the binder no longer
+    /// counts them as this endpoint's: unbound or rebound by others), unless they were bound
+    /// again since `snapshot` was taken.
+    fn reconcile(&self, binder: &Address, snapshot: &Keeper, names: &[String], lapsed: &[String]) {
         let mut keepers = self.lock();
         let Some(keeper) = keepers.get_mut(binder) else { return };
-        for (name, entry) in held {
-            if still.binary_search(name).is_err() && keeper.held.get(name) == Some(entry) {
+        for (name, held) in &snapshot.held {
+            let listed = names.binary_search(name).is_ok() || lapsed.binary_search(name).is_ok();
+            if !listed && keeper.holds(name, held) {
                 tracing::info!(%binder, %name, "entry unbound or taken over at the binder; no longer kept");
                 keeper.held.remove(name);
             }
         }
     }
 
-    /// The keeper's entries and secret, or `None` (and the keeper removed) once it holds none.
+    /// The keeper of `binder`, or `None` (and the keeper removed) once it holds no entries.
     fn snapshot(&self, binder: &Address) -> Option<Keeper> {
         let mut keepers = self.lock();
         let keeper = keepers.get(binder)?;
@@ -373,8 +397,14 @@ impl LeaseKeepers {
     }
 }
 
+/// A binder client over `conn`, which need not be pooled (a shutting-down endpoint dials nothing).
+fn binder_over(conn: crate::Connection) -> BinderClient {
+    let descriptor = BinderClient::DESCRIPTOR;
+    BinderClient::from_proxy(Proxy::new(conn, BINDER_OBJECT, descriptor.id, descriptor.version))
+}
+
 /// Renews this endpoint's lease at `binder` until the endpoint stops or holds no entries there;
-/// registers the entries again if the binder lost them.
+/// binds again the entries the binder dropped or forgot.
 async fn keep(endpoint: Endpoint, binder: Address, mut lease: Duration) {
     let stop = endpoint.inner().stop.clone();
     let keepers = &endpoint.inner().binder_leases;
@@ -385,7 +415,7 @@ async fn keep(endpoint: Endpoint, binder: Address, mut lease: Duration) {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(period) => {}
         }
-        let Some(Keeper { held, secret }) = keepers.snapshot(&binder) else {
+        let Some(snapshot) = keepers.snapshot(&binder) else {
             tracing::debug!(%binder, "no entries left at the binder; lease keeper stops");
             return;
         };
@@ -396,40 +426,71 @@ async fn keep(endpoint: Endpoint, binder: Address, mut lease: Duration) {
                 continue;
             }
         };
-        match client.renew().await {
-            Ok(Ok(grant)) => {
+        let again: Vec<(&String, &Held)> = match client.renew(snapshot.secret()).await {
+            Ok(Ok(mut grant)) => {
                 lease = grant.duration;
-                keepers.reconcile(&binder, &held, &grant.names);
+                // Sorted by the binder; sorted again, since nothing it sends is trusted.
+                grant.names.sort_unstable();
+                grant.lapsed.sort_unstable();
+                keepers.reconcile(&binder, &snapshot, &grant.names, &grant.lapsed);
+                snapshot.held.iter().filter(|(name, _)| grant.lapsed.binary_search(name).is_ok()).collect()
             }
-            Ok(Err(refusal @ (BinderError::NoLease | BinderError::Lapsed { .. }))) => {
-                let mut held = held;
-                if let BinderError::Lapsed { names } = &refusal {
-                    // Entries unbound or taken over while the lease ran are not bound again.
-                    let mut names = names.clone();
-                    names.sort_unstable();
-                    keepers.reconcile(&binder, &held, &names);
-                    held.retain(|name, _| names.binary_search(name).is_ok());
-                }
-                tracing::info!(%binder, %refusal, entries = held.len(), "binding this endpoint's entries again");
-                for (name, entry) in held {
-                    let bound = client
-                        .bind(name.clone(), entry.reference, entry.interface_name, secret.clone())
-                        .await;
-                    match bound {
-                        Ok(Ok(granted)) => lease = granted,
-                        Ok(Err(error @ BinderError::NameTaken(_))) => {
-                            tracing::warn!(%binder, %name, %error, "entry lost to another registrant");
-                            keepers.release(&binder, &name);
-                        }
-                        Ok(Err(error)) => {
-                            tracing::warn!(%binder, %name, %error, "cannot bind the entry again")
-                        }
-                        Err(error) => tracing::warn!(%binder, %name, %error, "cannot bind the entry again"),
-                    }
-                }
+            Ok(Err(BinderError::NoLease)) => snapshot.held.iter().collect(),
+            Ok(Err(error)) => {
+                tracing::warn!(%binder, %error, "lease renewal refused");
+                continue;
             }
-            Ok(Err(error)) => tracing::warn!(%binder, %error, "lease renewal refused"),
-            Err(error) => tracing::warn!(%binder, %error, "cannot renew the lease; will retry"),
+            Err(error) => {
+                tracing::warn!(%binder, %error, "cannot renew the lease; will retry");
+                continue;
+            }
+        };
+        if !again.is_empty() {
+            tracing::info!(%binder, entries = again.len(), "the binder dropped entries of this endpoint; binding them again");
+        }
+        for (name, held) in again {
+            if stop.is_cancelled() {
+                return;
+            }
+            if let Some(granted) = bind_again(&client, keepers, &binder, name, held).await {
+                lease = granted;
+            }
+        }
+    }
+}
+
+/// Binds `name` again as `held` says, unless the application let go of it meanwhile (and undoes
+/// the bind if it let go while the bind was under way). Returns the lease granted.
+async fn bind_again(
+    client: &BinderClient,
+    keepers: &LeaseKeepers,
+    binder: &Address,
+    name: &str,
+    held: &Held,
+) -> Option<Duration> {
+    if !keepers.holds(binder, name, held) {
+        return None;
+    }
+    let (reference, interface_name) = (held.reference.clone(), held.interface_name.clone());
+    match client.bind(name.to_owned(), reference, interface_name, held.secret.clone()).await {
+        Ok(Ok(granted)) => {
+            if !keepers.holds(binder, name, held) {
+                let _ = client.unbind(name.to_owned(), held.secret.clone()).await;
+            }
+            Some(granted)
+        }
+        Ok(Err(error @ BinderError::NameTaken(_))) => {
+            tracing::warn!(%binder, %name, %error, "entry lost to another registrant");
+            keepers.release(binder, name, Some(held));
+            None
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%binder, %name, %error, "cannot bind the entry again");
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%binder, %name, %error, "cannot bind the entry again");
+            None
         }
     }
 }

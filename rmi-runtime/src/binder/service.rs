@@ -8,22 +8,25 @@ use std::time::Duration;
 use rmi_core::{BinderError, Binding, EndpointId, Error, InterfaceId, RemoteRef, Secret, Versions};
 use tokio::time::Instant;
 
-use super::{Access, BINDER_OBJECT, Binder, BinderInfo, BinderSkeleton, LeaseGrant};
+use super::{Access, BINDER_OBJECT, Binder, BinderInfo, BinderSkeleton, LeaseGrant, is_hidden_char};
 use crate::context::CallContext;
 use crate::endpoint::Endpoint;
 
 /// How many lease lengths a binder remembers a lapsed lease for.
 const LAPSED_MEMORY: u32 = 10;
+/// The longest address an entry's reference may carry, in bytes of its text form.
+const MAX_ADDRESS_LEN: usize = 512;
 
 /// A binder's settings: its lease, its limits and who may change it.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct BinderConfig {
     /// How long an entry registered over the network lives without a renewal from its
-    /// registrant. Default [`BinderConfig::DEFAULT_LEASE`].
+    /// registrant. Default [`BinderConfig::DEFAULT_LEASE`]; the binder clamps it to
+    /// [`BinderConfig::MIN_LEASE`] ..= [`BinderConfig::MAX_LEASE`].
     pub lease: Duration,
-    /// The most entries the binder holds; a bind beyond fails with [`BinderError::Full`]. Default
-    /// [`BinderConfig::DEFAULT_MAX_ENTRIES`].
+    /// The most entries the binder holds, and the most registrants it keeps leases for; a bind
+    /// beyond fails with [`BinderError::Full`]. Default [`BinderConfig::DEFAULT_MAX_ENTRIES`].
     pub max_entries: usize,
     /// The longest name, in bytes (and the longest interface name an entry may carry). Default
     /// [`BinderConfig::DEFAULT_MAX_NAME_LEN`].
@@ -52,12 +55,13 @@ impl BinderConfig {
     pub const DEFAULT_MAX_NAME_LEN: usize = 256;
     /// The shortest lease the binder grants: renewals every third of it must stay reasonable.
     pub const MIN_LEASE: Duration = Duration::from_millis(30);
-    /// The longest address an entry's reference may carry, in bytes of its text form.
-    const MAX_ADDRESS_LEN: usize = 512;
+    /// The longest lease the binder grants: one day.
+    pub const MAX_LEASE: Duration = Duration::from_secs(86_400);
 
-    /// Sets [`BinderConfig::lease`] (at least [`BinderConfig::MIN_LEASE`]).
+    /// Sets [`BinderConfig::lease`] (clamped to [`BinderConfig::MIN_LEASE`] ..=
+    /// [`BinderConfig::MAX_LEASE`]).
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Self::MIN_LEASE);
+        self.lease = lease.clamp(Self::MIN_LEASE, Self::MAX_LEASE);
         self
     }
 
@@ -78,10 +82,19 @@ impl BinderConfig {
         self.access = access;
         self
     }
+
+    /// The settings with every value in its range, whichever way the fields were set.
+    fn sanitized(self) -> Self {
+        let (lease, max_name_len) = (self.lease, self.max_name_len);
+        self.lease(lease).max_name_len(max_name_len)
+    }
 }
 
-/// A binder: the entries, the leases of their registrants and the access rules. It implements
-/// [`Binder`]; [`BinderService::serve`] exports it on an endpoint at [`BINDER_OBJECT`].
+/// A binder: the entries, the leases of their registrants and the access rules.
+/// [`BinderService::serve`] exports it on an endpoint at [`BINDER_OBJECT`].
+///
+/// It implements [`Binder`] for direct use in its own process: those calls act as the binder's
+/// own process (trusted, entries without lease), even when made while serving another call.
 ///
 /// Cloning is cheap: clones share the binder.
 #[derive(Clone)]
@@ -96,22 +109,28 @@ struct Shared {
     state: Mutex<State>,
 }
 
+/// The entries and leases.
+///
+/// Invariant: every entry that is not permanent is named in its registrant's `Lease::names`, and
+/// every name there is such an entry. An entry is visible while its registrant's lease runs; when
+/// a lease is found expired (`State::expire`), its entries are removed and their names move to
+/// `lapsed`, which the registrant's next renewal reports so it can bind them again.
 #[derive(Default)]
 struct State {
     /// By name, so listings come out sorted.
     entries: BTreeMap<String, Entry>,
-    /// The registrants that hold a lease: when it ends, and the names of their entries. A
-    /// registrant keeps its lease until it runs out, even with no entries left, so that its
-    /// renewals learn that its entries are gone rather than binding them again.
+    /// By registrant: running leases, and lapsed ones for [`LAPSED_MEMORY`] leases after.
     leases: HashMap<EndpointId, Lease>,
     /// When expired entries are next swept out (they are invisible from the moment they expire).
     next_sweep: Option<Instant>,
 }
 
-#[derive(Default)]
 struct Lease {
-    end: Option<Instant>,
+    end: Instant,
+    /// The registrant's entries.
     names: BTreeSet<String>,
+    /// Entries dropped when the lease ran out, which the registrant may bind again.
+    lapsed: BTreeSet<String>,
 }
 
 struct Entry {
@@ -123,19 +142,14 @@ struct Entry {
 }
 
 /// Who asks: a peer (from the call's context) or the binder's own process.
-pub(super) struct Caller {
+struct Caller {
     /// `None` in the binder's own process.
     context: Option<CallContext>,
 }
 
 impl Caller {
     /// The binder's own process, calling the service directly.
-    pub(super) const OWN: Caller = Caller { context: None };
-
-    /// Whoever made the call being served, or the binder's own process outside a served call.
-    fn current() -> Self {
-        Caller { context: CallContext::current() }
-    }
+    const OWN: Caller = Caller { context: None };
 
     fn registrant(&self, own: EndpointId) -> EndpointId {
         self.context.as_ref().map_or(own, CallContext::peer_endpoint)
@@ -149,11 +163,12 @@ impl BinderService {
     /// # Errors
     /// [`Error::ObjectIdInUse`] if the endpoint already exports a binder.
     pub fn serve(endpoint: &Endpoint, config: BinderConfig) -> Result<BinderService, Error> {
+        let config = config.sanitized();
         let service = BinderService {
             shared: Arc::new(Shared { config, own: endpoint.id(), state: Mutex::default() }),
         };
         endpoint
-            .export_with_id(BINDER_OBJECT, BinderSkeleton::new(service.clone()))
+            .export_with_id(BINDER_OBJECT, BinderSkeleton::new(Served(service.clone())))
             .ok_or(Error::ObjectIdInUse(BINDER_OBJECT))?;
         Ok(service)
     }
@@ -179,71 +194,68 @@ impl BinderService {
         self.shared.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Checks a change's name, reference and access.
-    fn admit(
-        &self,
-        caller: &Caller,
-        name: &str,
-        entry: Option<(&RemoteRef, &str)>,
-        secret: Option<&Secret>,
-    ) -> Result<(), BinderError> {
-        let config = &self.shared.config;
-        config.access.check(caller.context.as_ref().map(CallContext::origin), secret)?;
-        let limit = config.max_name_len;
-        check_text("name", name, limit)?;
-        if let Some((reference, interface_name)) = entry {
-            if !interface_name.is_empty() {
-                check_text("interface name", interface_name, limit)?;
-            }
-            let address_len = reference.address.as_ref().map_or(0, |a| a.to_string().len());
-            if address_len > BinderConfig::MAX_ADDRESS_LEN {
-                return Err(BinderError::Invalid(format!(
-                    "the reference's address is {address_len} bytes long, over the limit of {}",
-                    BinderConfig::MAX_ADDRESS_LEN
-                )));
-            }
-        }
-        Ok(())
+    fn check_access(&self, caller: &Caller, secret: Option<&Secret>) -> Result<(), BinderError> {
+        self.shared.config.access.check(caller.context.as_ref().map(CallContext::origin), secret)
     }
 
-    pub(super) fn put(
+    fn put(
         &self,
-        caller: Caller,
+        caller: &Caller,
         name: String,
         reference: RemoteRef,
         interface_name: String,
         secret: Option<Secret>,
         replace: bool,
     ) -> Result<Duration, BinderError> {
-        self.admit(&caller, &name, Some((&reference, &interface_name)), secret.as_ref())?;
+        self.check_access(caller, secret.as_ref())?;
         let config = &self.shared.config;
+        check_text("name", &name, config.max_name_len)?;
+        if !interface_name.is_empty() {
+            check_text("interface name", &interface_name, config.max_name_len)?;
+        }
+        if let Some(address) = &reference.address {
+            check_text("reference's address", &address.to_string(), MAX_ADDRESS_LEN)?;
+        }
+        let registrant = caller.registrant(self.shared.own);
+        let permanent = caller.context.is_none();
         let now = Instant::now();
         let mut state = self.state();
-        state.sweep(now, config.lease, config.max_entries, false);
-        if state.entries.len() >= config.max_entries && !state.entries.contains_key(&name) {
-            // Full, perhaps only of expired entries: make room before refusing.
-            state.sweep(now, config.lease, config.max_entries, true);
-        }
-        match state.entries.get(&name) {
-            Some(existing) if !replace && state.is_live(existing, now) => {
-                return Err(BinderError::NameTaken(name));
-            }
-            Some(_) => {}
-            None if state.entries.len() >= config.max_entries => {
+        state.sweep(now, config, false);
+        let full = |state: &State| {
+            let new_entry = !state.entries.contains_key(&name);
+            let new_lease = !permanent && !state.leases.contains_key(&registrant);
+            (new_entry && state.entries.len() >= config.max_entries)
+                || (new_lease && state.leases.len() >= config.max_entries)
+        };
+        if full(&state) {
+            // Full, perhaps only of expired entries and lapsed leases: make room before refusing.
+            state.sweep(now, config, true);
+            if full(&state) {
                 return Err(BinderError::Full {
                     limit: u64::try_from(config.max_entries).unwrap_or(u64::MAX),
                 });
             }
-            None => {}
-        }
-        let registrant = caller.registrant(self.shared.own);
-        let permanent = caller.context.is_none();
-        if let Some(replaced) = state.entries.remove(&name) {
-            state.forget(&name, &replaced);
         }
         if !permanent {
-            let lease = state.leases.entry(registrant).or_default();
-            lease.end = Some(now + config.lease);
+            // A registrant whose lease ran out starts a new one: its old entries go first.
+            state.expire(registrant, now);
+        }
+        if let Some(existing) = state.entries.get(&name) {
+            if !replace && state.is_live(existing, now) {
+                return Err(BinderError::NameTaken(name));
+            }
+            if let Some(replaced) = state.entries.remove(&name) {
+                state.forget(&name, &replaced);
+            }
+        }
+        if !permanent {
+            let lease = state.leases.entry(registrant).or_insert_with(|| Lease {
+                end: now,
+                names: BTreeSet::new(),
+                lapsed: BTreeSet::new(),
+            });
+            lease.end = now + config.lease;
+            lease.lapsed.remove(&name);
             lease.names.insert(name.clone());
         }
         tracing::debug!(%name, %reference, %registrant, "bound");
@@ -251,145 +263,8 @@ impl BinderService {
         Ok(config.lease)
     }
 
-    fn binding(&self, state: &State, name: &str, entry: &Entry, now: Instant) -> Binding {
-        Binding {
-            name: name.to_owned(),
-            reference: entry.reference.clone(),
-            interface_name: entry.interface_name.clone(),
-            registrant: entry.registrant,
-            expires_in: (!entry.permanent)
-                .then(|| state.lease_end(entry.registrant).map_or(Duration::ZERO, |end| end - now)),
-        }
-    }
-
-    fn select(&self, keep: impl Fn(&Entry) -> bool) -> Vec<Binding> {
-        let now = Instant::now();
-        let state = self.state();
-        state
-            .entries
-            .iter()
-            .filter(|(_, e)| state.is_live(e, now) && keep(e))
-            .map(|(name, e)| self.binding(&state, name, e, now))
-            .collect()
-    }
-}
-
-impl State {
-    fn lease_end(&self, registrant: EndpointId) -> Option<Instant> {
-        self.leases.get(&registrant).and_then(|lease| lease.end)
-    }
-
-    fn is_live(&self, entry: &Entry, now: Instant) -> bool {
-        entry.permanent || self.lease_end(entry.registrant).is_some_and(|end| end > now)
-    }
-
-    /// Takes the entry `name`, replaced or removed, off its registrant's lease.
-    fn forget(&mut self, name: &str, entry: &Entry) {
-        if let Some(lease) = self.leases.get_mut(&entry.registrant).filter(|_| !entry.permanent) {
-            lease.names.remove(name);
-        }
-    }
-
-    /// Drops expired entries, at most about four times per lease: they are invisible anyway,
-    /// this only frees their memory. A lapsed lease is remembered, with its names, for
-    /// [`LAPSED_MEMORY`] leases (fewer if more registrants than `max_leases` have one), so that
-    /// its registrant learns which of its entries it may bind again.
-    fn sweep(&mut self, now: Instant, lease: Duration, max_leases: usize, now_anyway: bool) {
-        if !now_anyway && self.next_sweep.is_some_and(|at| now < at) {
-            return;
-        }
-        self.next_sweep = Some(now + lease / 4);
-        let memory = lease.saturating_mul(LAPSED_MEMORY);
-        self.leases.retain(|_, l| l.end.is_some_and(|end| end.checked_add(memory).is_none_or(|t| t > now)));
-        if self.leases.len() > max_leases {
-            self.leases.retain(|_, l| l.end.is_some_and(|end| end > now));
-        }
-        let leases = &self.leases;
-        let live =
-            |registrant: &EndpointId| leases.get(registrant).and_then(|l| l.end).is_some_and(|end| end > now);
-        self.entries.retain(|_, e| e.permanent || live(&e.registrant));
-    }
-}
-
-fn check_text(what: &str, text: &str, limit: usize) -> Result<(), BinderError> {
-    if text.is_empty() {
-        return Err(BinderError::Invalid(format!("the {what} is empty")));
-    }
-    if text.len() > limit {
-        return Err(BinderError::Invalid(format!(
-            "the {what} is {} bytes long, over the limit of {limit}",
-            text.len()
-        )));
-    }
-    if text.chars().any(char::is_control) {
-        return Err(BinderError::Invalid(format!("the {what} contains control characters")));
-    }
-    Ok(())
-}
-
-impl Binder for BinderService {
-    async fn bind(
-        &self,
-        name: String,
-        reference: RemoteRef,
-        interface_name: String,
-        secret: Option<Secret>,
-    ) -> Result<Duration, BinderError> {
-        self.put(Caller::current(), name, reference, interface_name, secret, false)
-    }
-
-    async fn rebind(
-        &self,
-        name: String,
-        reference: RemoteRef,
-        interface_name: String,
-        secret: Option<Secret>,
-    ) -> Result<Duration, BinderError> {
-        self.put(Caller::current(), name, reference, interface_name, secret, true)
-    }
-
-    async fn unbind(&self, name: String, secret: Option<Secret>) -> Result<(), BinderError> {
-        self.remove(&Caller::current(), name, secret)
-    }
-
-    async fn lookup(&self, name: String) -> Result<Binding, BinderError> {
-        self.get(name)
-    }
-
-    async fn list(&self) -> Vec<Binding> {
-        self.select(|_| true)
-    }
-
-    async fn lookup_interface(&self, interface: InterfaceId, versions: Versions) -> Vec<Binding> {
-        self.select(|e| e.reference.interface == interface && versions.contains(e.reference.version))
-    }
-
-    async fn renew(&self) -> Result<LeaseGrant, BinderError> {
-        self.renew_lease(&Caller::current())
-    }
-
-    async fn withdraw(&self, secret: Option<Secret>) -> Result<u64, BinderError> {
-        self.withdraw_all(&Caller::current(), secret)
-    }
-
-    async fn info(&self) -> BinderInfo {
-        let config = &self.shared.config;
-        BinderInfo {
-            entries: u64::try_from(self.len()).unwrap_or(u64::MAX),
-            max_entries: u64::try_from(config.max_entries).unwrap_or(u64::MAX),
-            lease: config.lease,
-        }
-    }
-}
-
-impl BinderService {
-    pub(super) fn remove(
-        &self,
-        caller: &Caller,
-        name: String,
-        secret: Option<Secret>,
-    ) -> Result<(), BinderError> {
-        self.admit(caller, &name, None, secret.as_ref())?;
+    fn remove(&self, caller: &Caller, name: String, secret: Option<Secret>) -> Result<(), BinderError> {
+        self.check_access(caller, secret.as_ref())?;
         let now = Instant::now();
         let mut state = self.state();
         let Some(entry) = state.entries.remove(&name) else {
@@ -404,48 +279,265 @@ impl BinderService {
         Ok(())
     }
 
-    pub(super) fn get(&self, name: String) -> Result<Binding, BinderError> {
+    fn get(&self, name: String) -> Result<Binding, BinderError> {
         let now = Instant::now();
         let state = self.state();
         match state.entries.get(&name) {
-            Some(entry) if state.is_live(entry, now) => Ok(self.binding(&state, &name, entry, now)),
+            Some(entry) if state.is_live(entry, now) => Ok(state.binding(&name, entry, now)),
             _ => Err(BinderError::NotBound(name)),
         }
     }
 
-    pub(super) fn renew_lease(&self, caller: &Caller) -> Result<LeaseGrant, BinderError> {
+    fn select(&self, keep: impl Fn(&Entry) -> bool) -> Vec<Binding> {
+        let now = Instant::now();
+        let state = self.state();
+        state
+            .entries
+            .iter()
+            .filter(|(_, e)| state.is_live(e, now) && keep(e))
+            .map(|(name, e)| state.binding(name, e, now))
+            .collect()
+    }
+
+    fn renew_lease(&self, caller: &Caller, secret: Option<Secret>) -> Result<LeaseGrant, BinderError> {
+        self.check_access(caller, secret.as_ref())?;
         let registrant = caller.registrant(self.shared.own);
         let duration = self.shared.config.lease;
         let now = Instant::now();
         let mut state = self.state();
-        match state.leases.get_mut(&registrant) {
-            Some(Lease { end: Some(end), names }) if *end > now => {
-                *end = now + duration;
-                Ok(LeaseGrant { duration, names: names.iter().cloned().collect() })
-            }
-            // An expired lease stays expired: its entries have vanished from lookups. The
-            // registrant may bind again the ones nobody removed or took meanwhile.
-            Some(_) => {
-                let lapsed = state.leases.remove(&registrant).map(|l| l.names).unwrap_or_default();
-                Err(BinderError::Lapsed { names: lapsed.into_iter().collect() })
-            }
-            None => Err(BinderError::NoLease),
+        if !state.leases.contains_key(&registrant) {
+            return Err(BinderError::NoLease);
         }
+        state.expire(registrant, now);
+        let State { entries, leases, .. } = &mut *state;
+        let Some(lease) = leases.get_mut(&registrant) else {
+            return Err(BinderError::NoLease);
+        };
+        lease.end = now + duration;
+        // A lapsed name someone else has bound since is theirs now.
+        lease.lapsed.retain(|name| !entries.contains_key(name));
+        Ok(LeaseGrant {
+            duration,
+            names: lease.names.iter().cloned().collect(),
+            lapsed: lease.lapsed.iter().cloned().collect(),
+        })
     }
 
-    /// Removes every entry the caller registered, and its lease.
-    pub(super) fn withdraw_all(&self, caller: &Caller, secret: Option<Secret>) -> Result<u64, BinderError> {
-        self.shared.config.access.check(caller.context.as_ref().map(CallContext::origin), secret.as_ref())?;
+    fn withdraw_all(&self, caller: &Caller, secret: Option<Secret>) -> Result<u64, BinderError> {
+        self.check_access(caller, secret.as_ref())?;
         let registrant = caller.registrant(self.shared.own);
         let mut state = self.state();
         let Some(lease) = state.leases.remove(&registrant) else {
             return Ok(0);
         };
+        let mut removed = 0u64;
         for name in &lease.names {
-            state.entries.remove(name);
+            if state.entries.get(name).is_some_and(|e| e.registrant == registrant && !e.permanent) {
+                state.entries.remove(name);
+                removed += 1;
+            }
         }
-        tracing::debug!(%registrant, entries = lease.names.len(), "registrant withdrew");
-        Ok(u64::try_from(lease.names.len()).unwrap_or(u64::MAX))
+        tracing::debug!(%registrant, removed, "registrant withdrew");
+        Ok(removed)
+    }
+
+    fn info(&self) -> BinderInfo {
+        let config = &self.shared.config;
+        BinderInfo {
+            entries: u64::try_from(self.len()).unwrap_or(u64::MAX),
+            max_entries: u64::try_from(config.max_entries).unwrap_or(u64::MAX),
+            lease: config.lease,
+        }
+    }
+}
+
+impl State {
+    fn is_live(&self, entry: &Entry, now: Instant) -> bool {
+        entry.permanent || self.leases.get(&entry.registrant).is_some_and(|lease| lease.end > now)
+    }
+
+    fn binding(&self, name: &str, entry: &Entry, now: Instant) -> Binding {
+        let end = (!entry.permanent).then(|| self.leases.get(&entry.registrant).map(|l| l.end));
+        Binding {
+            name: name.to_owned(),
+            reference: entry.reference.clone(),
+            interface_name: entry.interface_name.clone(),
+            registrant: entry.registrant,
+            expires_in: end.map(|end| end.map_or(Duration::ZERO, |end| end.saturating_duration_since(now))),
+        }
+    }
+
+    /// Takes the entry `name`, replaced or removed, off its registrant's lease.
+    fn forget(&mut self, name: &str, entry: &Entry) {
+        if let Some(lease) = self.leases.get_mut(&entry.registrant).filter(|_| !entry.permanent) {
+            lease.names.remove(name);
+        }
+    }
+
+    /// If `registrant`'s lease has run out, removes its entries and records their names as
+    /// lapsed.
+    fn expire(&mut self, registrant: EndpointId, now: Instant) {
+        let Some(lease) = self.leases.get_mut(&registrant).filter(|lease| lease.end <= now) else {
+            return;
+        };
+        for name in std::mem::take(&mut lease.names) {
+            if self.entries.get(&name).is_some_and(|e| e.registrant == registrant && !e.permanent) {
+                self.entries.remove(&name);
+                lease.lapsed.insert(name);
+            }
+        }
+    }
+
+    /// Expires the leases that ran out, at most about four times per lease (their entries are
+    /// invisible anyway: this frees memory), and forgets lapsed leases after [`LAPSED_MEMORY`]
+    /// leases, or at once when more registrants than `max_entries` have leases.
+    fn sweep(&mut self, now: Instant, config: &BinderConfig, now_anyway: bool) {
+        if !now_anyway && self.next_sweep.is_some_and(|at| now < at) {
+            return;
+        }
+        self.next_sweep = Some(now + config.lease / 4);
+        let expired: Vec<EndpointId> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| l.end <= now && !l.names.is_empty())
+            .map(|(r, _)| *r)
+            .collect();
+        for registrant in expired {
+            self.expire(registrant, now);
+        }
+        let memory = config.lease.saturating_mul(LAPSED_MEMORY);
+        self.leases.retain(|_, l| l.end + memory > now);
+        if self.leases.len() >= config.max_entries {
+            self.leases.retain(|_, l| l.end > now);
+        }
+    }
+}
+
+/// Checks a name or address for the binder: not empty, within `limit` bytes, and free of control
+/// and invisible formatting characters (which would let an entry pass for another in a listing).
+fn check_text(what: &str, text: &str, limit: usize) -> Result<(), BinderError> {
+    if text.is_empty() {
+        return Err(BinderError::Invalid(format!("the {what} is empty")));
+    }
+    if text.len() > limit {
+        return Err(BinderError::Invalid(format!(
+            "the {what} is {} bytes long, over the limit of {limit}",
+            text.len()
+        )));
+    }
+    if text.chars().any(is_hidden_char) {
+        return Err(BinderError::Invalid(format!(
+            "the {what} contains control or invisible formatting characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Direct calls, in the binder's own process: trusted, and their entries have no lease.
+impl Binder for BinderService {
+    async fn bind(
+        &self,
+        name: String,
+        reference: RemoteRef,
+        interface_name: String,
+        secret: Option<Secret>,
+    ) -> Result<Duration, BinderError> {
+        self.put(&Caller::OWN, name, reference, interface_name, secret, false)
+    }
+
+    async fn rebind(
+        &self,
+        name: String,
+        reference: RemoteRef,
+        interface_name: String,
+        secret: Option<Secret>,
+    ) -> Result<Duration, BinderError> {
+        self.put(&Caller::OWN, name, reference, interface_name, secret, true)
+    }
+
+    async fn unbind(&self, name: String, secret: Option<Secret>) -> Result<(), BinderError> {
+        self.remove(&Caller::OWN, name, secret)
+    }
+
+    async fn lookup(&self, name: String) -> Result<Binding, BinderError> {
+        self.get(name)
+    }
+
+    async fn list(&self) -> Vec<Binding> {
+        self.select(|_| true)
+    }
+
+    async fn lookup_interface(&self, interface: InterfaceId, versions: Versions) -> Vec<Binding> {
+        self.select(|e| e.reference.interface == interface && versions.contains(e.reference.version))
+    }
+
+    async fn renew(&self, secret: Option<Secret>) -> Result<LeaseGrant, BinderError> {
+        self.renew_lease(&Caller::OWN, secret)
+    }
+
+    async fn withdraw(&self, secret: Option<Secret>) -> Result<u64, BinderError> {
+        self.withdraw_all(&Caller::OWN, secret)
+    }
+
+    async fn info(&self) -> BinderInfo {
+        BinderService::info(self)
+    }
+}
+
+/// The binder as served to peers: each call acts for the peer that made it.
+struct Served(BinderService);
+
+fn peer() -> Caller {
+    Caller { context: CallContext::current() }
+}
+
+impl Binder for Served {
+    async fn bind(
+        &self,
+        name: String,
+        reference: RemoteRef,
+        interface_name: String,
+        secret: Option<Secret>,
+    ) -> Result<Duration, BinderError> {
+        self.0.put(&peer(), name, reference, interface_name, secret, false)
+    }
+
+    async fn rebind(
+        &self,
+        name: String,
+        reference: RemoteRef,
+        interface_name: String,
+        secret: Option<Secret>,
+    ) -> Result<Duration, BinderError> {
+        self.0.put(&peer(), name, reference, interface_name, secret, true)
+    }
+
+    async fn unbind(&self, name: String, secret: Option<Secret>) -> Result<(), BinderError> {
+        self.0.remove(&peer(), name, secret)
+    }
+
+    async fn lookup(&self, name: String) -> Result<Binding, BinderError> {
+        self.0.get(name)
+    }
+
+    async fn list(&self) -> Vec<Binding> {
+        Binder::list(&self.0).await
+    }
+
+    async fn lookup_interface(&self, interface: InterfaceId, versions: Versions) -> Vec<Binding> {
+        Binder::lookup_interface(&self.0, interface, versions).await
+    }
+
+    async fn renew(&self, secret: Option<Secret>) -> Result<LeaseGrant, BinderError> {
+        self.0.renew_lease(&peer(), secret)
+    }
+
+    async fn withdraw(&self, secret: Option<Secret>) -> Result<u64, BinderError> {
+        self.0.withdraw_all(&peer(), secret)
+    }
+
+    async fn info(&self) -> BinderInfo {
+        self.0.info()
     }
 }
 

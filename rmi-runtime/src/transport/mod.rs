@@ -45,7 +45,8 @@ pub type BoxRead = Pin<Box<dyn AsyncRead + Send>>;
 /// The write half of a connection.
 pub type BoxWrite = Pin<Box<dyn AsyncWrite + Send>>;
 
-/// A connected byte stream, as its two halves.
+/// A connected byte stream, as its two halves. Build one with [`Io::new`].
+#[non_exhaustive]
 pub struct Io {
     /// Bytes from the peer.
     pub reader: BoxRead,
