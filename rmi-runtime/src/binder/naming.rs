@@ -7,6 +7,7 @@ use std::time::Duration;
 use rmi_core::{Address, BinderError, Binding, Error, InterfaceId, RemoteRef, Secret, Versions};
 use tokio::time::Instant;
 
+use super::service::Acting;
 use super::{BINDER_OBJECT, Binder, BinderClient, BinderInfo, BinderService};
 use crate::client::{Proxy, Stub};
 use crate::endpoint::{Endpoint, ToAddress};
@@ -36,7 +37,7 @@ enum Target {
     /// A binder at this address.
     Remote(Address),
     /// A binder in this process.
-    Local(BinderService),
+    Local(Acting),
 }
 
 /// Calls a binder operation on whichever binder the handle names: `remote` with the binder's
@@ -72,7 +73,7 @@ impl Naming {
     /// A handle on `service`, a binder in this process, used from `endpoint`. Entries made through
     /// it belong to the binder's own process: they need no lease and live until unbound.
     pub fn local(endpoint: &Endpoint, service: &BinderService) -> Naming {
-        Naming { endpoint: endpoint.clone(), target: Target::Local(service.clone()), secret: None }
+        Naming { endpoint: endpoint.clone(), target: Target::Local(Acting::own(service)), secret: None }
     }
 
     /// The handle, presenting `secret` with every change (for binders that require one).

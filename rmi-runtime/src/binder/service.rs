@@ -91,10 +91,9 @@ impl BinderConfig {
 }
 
 /// A binder: the entries, the leases of their registrants and the access rules.
-/// [`BinderService::serve`] exports it on an endpoint at [`BINDER_OBJECT`].
-///
-/// It implements [`Binder`] for direct use in its own process: those calls act as the binder's
-/// own process (trusted, entries without lease), even when made while serving another call.
+/// [`BinderService::serve`] exports it on an endpoint at [`BINDER_OBJECT`]; its own process uses
+/// it through [`Naming::local`](super::Naming::local), as a trusted party whose entries need no
+/// lease (even when it does so while serving another call).
 ///
 /// Cloning is cheap: clones share the binder.
 #[derive(Clone)]
@@ -148,7 +147,7 @@ struct Caller {
 }
 
 impl Caller {
-    /// The binder's own process, calling the service directly.
+    /// The binder's own process.
     const OWN: Caller = Caller { context: None };
 
     fn registrant(&self, own: EndpointId) -> EndpointId {
@@ -168,7 +167,10 @@ impl BinderService {
             shared: Arc::new(Shared { config, own: endpoint.id(), state: Mutex::default() }),
         };
         endpoint
-            .export_with_id(BINDER_OBJECT, BinderSkeleton::new(Served(service.clone())))
+            .export_with_id(
+                BINDER_OBJECT,
+                BinderSkeleton::new(Acting { service: service.clone(), for_peers: true }),
+            )
             .ok_or(Error::ObjectIdInUse(BINDER_OBJECT))?;
         Ok(service)
     }
@@ -433,8 +435,26 @@ fn check_text(what: &str, text: &str, limit: usize) -> Result<(), BinderError> {
     Ok(())
 }
 
-/// Direct calls, in the binder's own process: trusted, and their entries have no lease.
-impl Binder for BinderService {
+/// The binder as one party uses it: the peers that call it over the network (each call acts for
+/// the peer that made it), or its own process (trusted, entries without lease).
+#[derive(Clone, Debug)]
+pub(super) struct Acting {
+    service: BinderService,
+    for_peers: bool,
+}
+
+impl Acting {
+    /// The binder used directly by its own process.
+    pub(super) fn own(service: &BinderService) -> Acting {
+        Acting { service: service.clone(), for_peers: false }
+    }
+
+    fn caller(&self) -> Caller {
+        if self.for_peers { Caller { context: CallContext::current() } } else { Caller::OWN }
+    }
+}
+
+impl Binder for Acting {
     async fn bind(
         &self,
         name: String,
@@ -442,7 +462,7 @@ impl Binder for BinderService {
         interface_name: String,
         secret: Option<Secret>,
     ) -> Result<Duration, BinderError> {
-        self.put(&Caller::OWN, name, reference, interface_name, secret, false)
+        self.service.put(&self.caller(), name, reference, interface_name, secret, false)
     }
 
     async fn rebind(
@@ -452,92 +472,35 @@ impl Binder for BinderService {
         interface_name: String,
         secret: Option<Secret>,
     ) -> Result<Duration, BinderError> {
-        self.put(&Caller::OWN, name, reference, interface_name, secret, true)
+        self.service.put(&self.caller(), name, reference, interface_name, secret, true)
     }
 
     async fn unbind(&self, name: String, secret: Option<Secret>) -> Result<(), BinderError> {
-        self.remove(&Caller::OWN, name, secret)
+        self.service.remove(&self.caller(), name, secret)
     }
 
     async fn lookup(&self, name: String) -> Result<Binding, BinderError> {
-        self.get(name)
+        self.service.get(name)
     }
 
     async fn list(&self) -> Vec<Binding> {
-        self.select(|_| true)
+        self.service.select(|_| true)
     }
 
     async fn lookup_interface(&self, interface: InterfaceId, versions: Versions) -> Vec<Binding> {
-        self.select(|e| e.reference.interface == interface && versions.contains(e.reference.version))
+        self.service.select(|e| e.reference.interface == interface && versions.contains(e.reference.version))
     }
 
     async fn renew(&self, secret: Option<Secret>) -> Result<LeaseGrant, BinderError> {
-        self.renew_lease(&Caller::OWN, secret)
+        self.service.renew_lease(&self.caller(), secret)
     }
 
     async fn withdraw(&self, secret: Option<Secret>) -> Result<u64, BinderError> {
-        self.withdraw_all(&Caller::OWN, secret)
+        self.service.withdraw_all(&self.caller(), secret)
     }
 
     async fn info(&self) -> BinderInfo {
-        BinderService::info(self)
-    }
-}
-
-/// The binder as served to peers: each call acts for the peer that made it.
-struct Served(BinderService);
-
-fn peer() -> Caller {
-    Caller { context: CallContext::current() }
-}
-
-impl Binder for Served {
-    async fn bind(
-        &self,
-        name: String,
-        reference: RemoteRef,
-        interface_name: String,
-        secret: Option<Secret>,
-    ) -> Result<Duration, BinderError> {
-        self.0.put(&peer(), name, reference, interface_name, secret, false)
-    }
-
-    async fn rebind(
-        &self,
-        name: String,
-        reference: RemoteRef,
-        interface_name: String,
-        secret: Option<Secret>,
-    ) -> Result<Duration, BinderError> {
-        self.0.put(&peer(), name, reference, interface_name, secret, true)
-    }
-
-    async fn unbind(&self, name: String, secret: Option<Secret>) -> Result<(), BinderError> {
-        self.0.remove(&peer(), name, secret)
-    }
-
-    async fn lookup(&self, name: String) -> Result<Binding, BinderError> {
-        self.0.get(name)
-    }
-
-    async fn list(&self) -> Vec<Binding> {
-        Binder::list(&self.0).await
-    }
-
-    async fn lookup_interface(&self, interface: InterfaceId, versions: Versions) -> Vec<Binding> {
-        Binder::lookup_interface(&self.0, interface, versions).await
-    }
-
-    async fn renew(&self, secret: Option<Secret>) -> Result<LeaseGrant, BinderError> {
-        self.0.renew_lease(&peer(), secret)
-    }
-
-    async fn withdraw(&self, secret: Option<Secret>) -> Result<u64, BinderError> {
-        self.0.withdraw_all(&peer(), secret)
-    }
-
-    async fn info(&self) -> BinderInfo {
-        self.0.info()
+        self.service.info()
     }
 }
 
