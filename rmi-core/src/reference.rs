@@ -89,6 +89,10 @@ pub struct RemoteRef {
     pub interface: InterfaceId,
     /// The version of that interface.
     pub version: u32,
+    /// Whether the object's endpoint collects it when nobody holds a reference to it: whoever
+    /// makes a stub from the reference then registers with that endpoint and renews a lease while
+    /// the stub lives. False for objects exported for good.
+    pub collected: bool,
 }
 
 impl fmt::Display for RemoteRef {

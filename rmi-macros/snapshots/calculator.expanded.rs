@@ -108,13 +108,50 @@ impl CalculatorOp {
 }
 /** Client stub (proxy) for remote [`Calculator`] objects: each method sends the call to the remote object and returns its result, or an `Error` when the call itself failed.
 
-Make one with `Endpoint::proxy` from a remote reference.*/
+It is also the interface's reference type: it travels by reference. A `CalculatorClient` in a method's arguments or result (or inside them) is sent as the object's reference, and the receiver gets a working `CalculatorClient` for the same object.
+
+Make one with `Endpoint::proxy` from a remote reference, or export a servant with [`CalculatorClient::export`].*/
 pub struct CalculatorClient {
     proxy: ::rmi_runtime::__private::Proxy,
 }
 #[automatically_derived]
 #[allow(unused_qualifications)]
 impl CalculatorClient {
+    /// Exports `servant` as a [`Calculator`] object of `endpoint`, to be collected when nobody holds a reference to it any more, and returns the first reference to it.
+    ///
+    /// Calls through it skip the network; sending it sends the reference.
+    pub fn export<__S>(
+        endpoint: &::rmi_runtime::__private::Endpoint,
+        servant: __S,
+    ) -> Self
+    where
+        __S: Calculator + ::rmi_runtime::__private::Send + ::rmi_runtime::__private::Sync
+            + 'static,
+    {
+        Self::export_with(
+            endpoint,
+            ::rmi_runtime::__private::Arc::new(servant),
+            ::rmi_runtime::__private::Export::new(),
+        )
+    }
+    /// Like [`Self::export`], for a servant shared with other code, with options: pinned,
+    /// or told when it becomes unreferenced.
+    pub fn export_with<__S>(
+        endpoint: &::rmi_runtime::__private::Endpoint,
+        servant: ::rmi_runtime::__private::Arc<__S>,
+        options: ::rmi_runtime::__private::Export,
+    ) -> Self
+    where
+        __S: Calculator + ::rmi_runtime::__private::Send + ::rmi_runtime::__private::Sync
+            + 'static,
+    {
+        let skeleton = ::rmi_runtime::__private::Arc::new(
+            CalculatorSkeleton::from_arc(servant),
+        );
+        Self {
+            proxy: endpoint.export_collected(skeleton, options),
+        }
+    }
     /// Adds two numbers.
     pub async fn add(
         &self,
@@ -168,6 +205,37 @@ impl CalculatorClient {
             >(CalculatorOp::History.id(), "history", &())
             .await
             .map(::rmi_runtime::__private::into_ok)
+    }
+}
+#[automatically_derived]
+#[allow(unused_qualifications)]
+impl ::rmi_runtime::__private::serde::Serialize for CalculatorClient {
+    fn serialize<__Ser>(
+        &self,
+        serializer: __Ser,
+    ) -> ::rmi_runtime::__private::Result<__Ser::Ok, __Ser::Error>
+    where
+        __Ser: ::rmi_runtime::__private::serde::Serializer,
+    {
+        ::rmi_runtime::__private::serialize_proxy(&self.proxy, serializer)
+    }
+}
+#[automatically_derived]
+#[allow(unused_qualifications)]
+impl<'de> ::rmi_runtime::__private::serde::Deserialize<'de> for CalculatorClient {
+    fn deserialize<__De>(
+        deserializer: __De,
+    ) -> ::rmi_runtime::__private::Result<Self, __De::Error>
+    where
+        __De: ::rmi_runtime::__private::serde::Deserializer<'de>,
+    {
+        ::rmi_runtime::__private::Result::map(
+            ::rmi_runtime::__private::deserialize_proxy(
+                deserializer,
+                CalculatorOp::DESCRIPTOR,
+            ),
+            |proxy| Self { proxy },
+        )
     }
 }
 #[automatically_derived]

@@ -1,42 +1,187 @@
 //! The client side: proxies and the trait generated stubs implement.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 use rmi_core::codec;
 use rmi_core::{
-    CallId, Error, Flags, Header, InterfaceDescriptor, InterfaceId, ObjectId, OpId, Outcome, RequestHeader,
+    CallId, Error, Fault, Flags, Header, InterfaceDescriptor, InterfaceId, ObjectId, OpId, Outcome,
+    RemoteRef, Reply, RequestHeader,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::connection::Connection;
+use crate::context::{CallContext, Serving};
+use crate::endpoint::{Endpoint, EndpointInner};
 
 /// Initial size of a request buffer; it grows with the arguments.
 const REQUEST_BUFFER: usize = 256;
 
-/// The untyped client half of a remote object: a connection, the object's id, its interface and
-/// version, and a deadline for each call. Generated `{Trait}Client` stubs wrap one.
+/// The untyped client half of a remote object: the object's reference, the way to reach it, and a
+/// deadline for each call. Generated `{Trait}Client` stubs wrap one.
+///
+/// Clones share one target, and with it one hold on the object for the distributed garbage
+/// collector ([`dgc`](crate::dgc)): dropping the last clone lets the object go.
 #[derive(Clone)]
 pub struct Proxy {
-    conn: Connection,
-    object: ObjectId,
-    interface: InterfaceId,
-    version: u32,
+    target: Arc<Target>,
     timeout: Duration,
     /// The interface's name, for traces, when known.
     name: Option<&'static str>,
 }
 
+/// What a proxy calls: one object, reached over a connection or, for an object of this endpoint,
+/// directly.
+pub(crate) struct Target {
+    /// The object's reference, as it travels when the proxy is sent.
+    reference: RemoteRef,
+    /// This endpoint.
+    endpoint: Arc<EndpointInner>,
+    route: Route,
+    hold: Hold,
+}
+
+enum Route {
+    /// An object of this endpoint: calls skip the network.
+    Local,
+    /// An object of another endpoint, reached over this connection once one is known.
+    Remote(OnceLock<Connection>),
+}
+
+/// What the target holds for the garbage collector, to let go when it is dropped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    None,
+    /// A collected object of this endpoint.
+    Local,
+    /// An object of another endpoint, registered with it.
+    Remote,
+}
+
+impl Target {
+    /// The target of a stub for `reference`, made by `endpoint`, which received it over `via`
+    /// (if it did): this endpoint's own objects are called directly; others over `via` if it leads
+    /// to the object's endpoint, else any open connection to it, else by dialling its address on
+    /// the first call. The stub holds the object for the garbage collector.
+    pub(crate) fn resolve(
+        endpoint: &Arc<EndpointInner>,
+        reference: RemoteRef,
+        via: Option<&Connection>,
+    ) -> Self {
+        if reference.endpoint == endpoint.id {
+            let hold =
+                if endpoint.exports.acquire_local(reference.object) { Hold::Local } else { Hold::None };
+            return Self { reference, endpoint: Arc::clone(endpoint), route: Route::Local, hold };
+        }
+        let conn = via
+            .filter(|c| c.peer_endpoint() == reference.endpoint && !c.is_closed())
+            .cloned()
+            .or_else(|| endpoint.connection_to(reference.endpoint));
+        let held = reference.collected && endpoint.holds.acquire(endpoint, &reference);
+        let hold = if held { Hold::Remote } else { Hold::None };
+        let route = Route::Remote(conn.map(OnceLock::from).unwrap_or_default());
+        Self { reference, endpoint: Arc::clone(endpoint), route, hold }
+    }
+
+    /// A target for a collected object of this endpoint that was just exported; its first hold.
+    pub(crate) fn exported(endpoint: &Arc<EndpointInner>, reference: RemoteRef) -> Self {
+        Self { reference, endpoint: Arc::clone(endpoint), route: Route::Local, hold: Hold::Local }
+    }
+
+    /// The connection to the object's endpoint: the known one if it is open, else any open
+    /// connection to that endpoint, else a dialled one.
+    pub(crate) async fn connection(&self) -> Result<Cow<'_, Connection>, Error> {
+        let Route::Remote(known) = &self.route else {
+            unreachable!("local targets have no connection");
+        };
+        if let Some(conn) = known.get()
+            && !conn.is_closed()
+        {
+            return Ok(Cow::Borrowed(conn));
+        }
+        let conn = crate::endpoint::route_to(
+            &self.endpoint,
+            self.reference.endpoint,
+            self.reference.address.as_ref(),
+        )
+        .await?;
+        if known.set(conn.clone()).is_ok() {
+            return Ok(Cow::Borrowed(known.get().expect("just set")));
+        }
+        Ok(Cow::Owned(conn))
+    }
+
+    /// The reference to send for this target: this endpoint's current address for its own objects.
+    pub(crate) fn reference(&self) -> RemoteRef {
+        match self.route {
+            Route::Local => RemoteRef {
+                address: Endpoint::from_inner(Arc::clone(&self.endpoint)).advertised_address(),
+                ..self.reference.clone()
+            },
+            Route::Remote(_) => self.reference.clone(),
+        }
+    }
+
+    /// The reference is being sent: protect the object until its receiver registers it.
+    pub(crate) fn sent(&self) {
+        match self.hold {
+            Hold::Local => self.endpoint.exports.sent(&self.endpoint, self.reference.object),
+            Hold::Remote => self.endpoint.holds.linger(self.reference.endpoint, self.reference.object),
+            Hold::None => {}
+        }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        match self.hold {
+            Hold::Local => self.endpoint.exports.release_local(&self.endpoint, self.reference.object),
+            Hold::Remote => self.endpoint.holds.release(self.reference.endpoint, self.reference.object),
+            Hold::None => {}
+        }
+    }
+}
+
+/// A call prepared before its future is first polled: arguments encoded.
+enum Prepared {
+    Remote(CallId, Bytes),
+    Local(BytesMut),
+}
+
 impl Proxy {
     /// A proxy for `object`, implementing `interface` at `version`, reached over `conn`. Calls get
     /// the endpoint's default deadline ([`Config::call_timeout`](crate::Config::call_timeout)).
+    ///
+    /// It holds nothing for the garbage collector: use it for objects exported for good
+    /// (well-known objects). [`Endpoint::proxy`](crate::Endpoint::proxy) makes proxies that hold
+    /// the object.
     pub fn new(conn: Connection, object: ObjectId, interface: InterfaceId, version: u32) -> Self {
-        let timeout = conn.inner.endpoint.config.call_timeout;
-        Self { conn, object, interface, version, timeout, name: None }
+        let endpoint = Arc::clone(&conn.inner.endpoint);
+        let reference = RemoteRef {
+            endpoint: conn.peer_endpoint(),
+            address: conn.inner.dialled.clone(),
+            object,
+            interface,
+            version,
+            collected: false,
+        };
+        let target =
+            Target { reference, endpoint, route: Route::Remote(OnceLock::from(conn)), hold: Hold::None };
+        Self::from_target(target)
+    }
+
+    pub(crate) fn from_target(target: Target) -> Self {
+        let timeout = target.endpoint.config.call_timeout;
+        Self { target: Arc::new(target), timeout, name: None }
     }
 
     pub(crate) fn named(mut self, name: &'static str) -> Self {
@@ -58,22 +203,43 @@ impl Proxy {
 
     /// The object called.
     pub fn object(&self) -> ObjectId {
-        self.object
+        self.target.reference.object
     }
 
     /// The interface the proxy calls.
     pub fn interface(&self) -> InterfaceId {
-        self.interface
+        self.target.reference.interface
     }
 
     /// The interface version the proxy calls.
     pub fn version(&self) -> u32 {
-        self.version
+        self.target.reference.version
     }
 
-    /// The connection calls go over.
-    pub fn connection(&self) -> &Connection {
-        &self.conn
+    /// The reference to the object, as it travels when the proxy is sent: its endpoint's identity
+    /// and address, its id and interface.
+    pub fn reference(&self) -> RemoteRef {
+        self.target.reference()
+    }
+
+    /// Whether the object belongs to this proxy's own endpoint, so calls skip the network (their
+    /// arguments and results are still copied, as if they travelled).
+    pub fn is_local(&self) -> bool {
+        matches!(self.target.route, Route::Local)
+    }
+
+    /// The connection calls go over, once one is known: `None` for an object of this endpoint
+    /// (called without the network) and for a proxy that has not dialled its object's endpoint yet.
+    pub fn connection(&self) -> Option<&Connection> {
+        match &self.target.route {
+            Route::Local => None,
+            Route::Remote(conn) => conn.get(),
+        }
+    }
+
+    /// The target, for sending the proxy as a reference.
+    pub(crate) fn target(&self) -> &Target {
+        &self.target
     }
 
     /// Encodes a request for `op` with `args` into one frame.
@@ -83,13 +249,13 @@ impl Proxy {
         flags: Flags,
         args: &(impl Serialize + ?Sized),
     ) -> Result<(CallId, Bytes), Error> {
-        let endpoint = &self.conn.inner.endpoint;
+        let endpoint = &self.target.endpoint;
         let call = endpoint.next_call_id();
         let header = Header::Request(RequestHeader {
             call,
-            object: self.object,
-            interface: self.interface,
-            version: self.version,
+            object: self.object(),
+            interface: self.interface(),
+            version: self.version(),
             op,
             flags,
             timeout_us: Some(u64::try_from(self.timeout.as_micros()).unwrap_or(u64::MAX)),
@@ -103,9 +269,9 @@ impl Proxy {
 
     fn span(&self, method: &'static str) -> tracing::Span {
         match self.name {
-            Some(name) => tracing::debug_span!("rmi.call", interface = name, method, object = %self.object),
+            Some(name) => tracing::debug_span!("rmi.call", interface = name, method, object = %self.object()),
             None => {
-                tracing::debug_span!("rmi.call", interface = %self.interface, method, object = %self.object)
+                tracing::debug_span!("rmi.call", interface = %self.interface(), method, object = %self.object())
             }
         }
     }
@@ -134,20 +300,73 @@ impl Proxy {
         E: DeserializeOwned,
     {
         let deadline = crate::deadline_after(self.timeout);
-        let request = self.request(op, Flags::default(), args);
+        let prepared = self.prepare(op, Flags::default(), args);
         let span = self.span(method);
         async move {
-            let (call, frame) = request?;
-            let payload = self.conn.inner.round_trip(call, frame, deadline, self.timeout).await?;
-            match codec::decode::<Outcome<T, E>>(&payload)? {
-                Outcome::Ok(value) => Ok(Ok(value)),
-                Outcome::Err(error) => Ok(Err(error)),
-                Outcome::Fault(fault) => {
-                    Err(Error::from_fault(fault, self.object, self.interface, self.version, op))
+            let payload = match prepared? {
+                Prepared::Remote(call, frame) => {
+                    let conn = self.target.connection().await?;
+                    let payload = conn.inner.round_trip(call, frame, deadline, self.timeout).await?;
+                    let context = CallContext::remote(conn.into_owned());
+                    return self.outcome(op, context.decoding(|| codec::decode::<Outcome<T, E>>(&payload)));
                 }
-            }
+                Prepared::Local(args) => self.call_local(op, &args, deadline).await?,
+            };
+            let context = CallContext::local(Arc::clone(&self.target.endpoint));
+            self.outcome(op, context.decoding(|| codec::decode::<Outcome<T, E>>(&payload)))
         }
         .instrument(span)
+    }
+
+    /// Encodes a call: a request frame for a remote object, the arguments alone for a local one.
+    fn prepare(&self, op: OpId, flags: Flags, args: &(impl Serialize + ?Sized)) -> Result<Prepared, Error> {
+        match self.target.route {
+            Route::Remote(_) => {
+                self.request(op, flags, args).map(|(call, frame)| Prepared::Remote(call, frame))
+            }
+            Route::Local => {
+                let mut buf = BytesMut::with_capacity(REQUEST_BUFFER);
+                codec::encode_into(&mut buf, args)?;
+                Ok(Prepared::Local(buf))
+            }
+        }
+    }
+
+    fn outcome<T, E>(&self, op: OpId, decoded: Result<Outcome<T, E>, Error>) -> Result<Result<T, E>, Error> {
+        match decoded? {
+            Outcome::Ok(value) => Ok(Ok(value)),
+            Outcome::Err(error) => Ok(Err(error)),
+            Outcome::Fault(fault) => {
+                Err(Error::from_fault(fault, self.object(), self.interface(), self.version(), op))
+            }
+        }
+    }
+
+    /// Runs a call to an object of this endpoint in the caller's task, without the network: the
+    /// same checks, deadline and panic handling as a served call. Returns the encoded outcome.
+    async fn call_local(&self, op: OpId, args: &[u8], deadline: Instant) -> Result<BytesMut, Error> {
+        let endpoint = &self.target.endpoint;
+        let fault = |fault| Error::from_fault(fault, self.object(), self.interface(), self.version(), op);
+        if endpoint.is_shutting_down() {
+            return Err(Error::ShuttingDown);
+        }
+        let skeleton = endpoint.table.get(&self.object()).ok_or_else(|| fault(Fault::NoSuchObject))?;
+        let descriptor = skeleton.descriptor();
+        if descriptor.id != self.interface() {
+            return Err(fault(Fault::WrongInterface { served: descriptor.id }));
+        }
+        if descriptor.version != self.version() {
+            return Err(fault(Fault::WrongVersion { served: descriptor.version }));
+        }
+        let mut buf = BytesMut::with_capacity(REQUEST_BUFFER);
+        let context = CallContext::local(Arc::clone(endpoint));
+        let run = AssertUnwindSafe(Serving::new(context, skeleton.dispatch(op, args, Reply::new(&mut buf))))
+            .catch_unwind();
+        match tokio::time::timeout_at(deadline, run).await {
+            Ok(Ok(())) => Ok(buf),
+            Ok(Err(panic)) => Err(Error::ServantPanicked(crate::server::panic_message(&*panic))),
+            Err(_) => Err(Error::Timeout(self.timeout)),
+        }
     }
 
     /// Sends a one-way call to operation `op`: no reply, so no result and no error beyond a local
@@ -167,16 +386,22 @@ impl Proxy {
         A: Serialize + ?Sized,
     {
         let deadline = crate::deadline_after(self.timeout);
-        let request = self.request(op, Flags::ONEWAY, args);
+        let prepared = self.prepare(op, Flags::ONEWAY, args);
         let span = self.span(method);
         async move {
-            let (_, frame) = request?;
-            if self.conn.is_closed() {
-                return Err(self.conn.inner.closed_error());
-            }
-            match tokio::time::timeout_at(deadline, self.conn.inner.send(frame)).await {
-                Ok(sent) => sent,
-                Err(_) => Err(Error::Timeout(self.timeout)),
+            match prepared? {
+                Prepared::Remote(_, frame) => {
+                    let conn = self.target.connection().await?;
+                    if conn.is_closed() {
+                        return Err(conn.inner.closed_error());
+                    }
+                    match tokio::time::timeout_at(deadline, conn.inner.send(frame)).await {
+                        Ok(sent) => sent,
+                        Err(_) => Err(Error::Timeout(self.timeout)),
+                    }
+                }
+                // Maybe semantics in-process too: the caller does not see the outcome.
+                Prepared::Local(args) => self.call_local(op, &args, deadline).await.map(drop),
             }
         }
         .instrument(span)
@@ -186,11 +411,12 @@ impl Proxy {
 impl fmt::Debug for Proxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Proxy")
-            .field("interface", &self.name.map_or_else(|| self.interface.to_string(), str::to_owned))
-            .field("version", &self.version)
-            .field("object", &self.object)
+            .field("interface", &self.name.map_or_else(|| self.interface().to_string(), str::to_owned))
+            .field("version", &self.version())
+            .field("object", &self.object())
+            .field("endpoint", &self.target.reference.endpoint)
             .field("timeout", &self.timeout)
-            .field("conn", &self.conn)
+            .field("conn", &self.connection())
             .finish()
     }
 }
@@ -211,4 +437,53 @@ pub trait Stub: Clone + Send + Sync + Sized + 'static {
     fn with_timeout(&self, timeout: Duration) -> Self {
         Self::from_proxy(self.proxy().clone().with_timeout(timeout))
     }
+
+    /// The reference to the object, as it travels when the stub is sent.
+    fn reference(&self) -> RemoteRef {
+        self.proxy().reference()
+    }
+}
+
+/// Writes the reference of the object `proxy` calls: how a stub travels (by reference). Used by
+/// the `Serialize` impl of generated stubs.
+///
+/// The object is protected from the garbage collector until the receiver has registered the
+/// reference (for one lease at most).
+#[doc(hidden)]
+pub fn serialize_proxy<S: serde::Serializer>(proxy: &Proxy, serializer: S) -> Result<S::Ok, S::Error> {
+    let target = proxy.target();
+    target.sent();
+    target.reference().serialize(serializer)
+}
+
+/// Reads a reference to an object of `descriptor`'s interface and makes a proxy for it, bound to
+/// the connection the bytes came from. Used by the `Deserialize` impl of generated stubs.
+///
+/// # Errors
+/// The reference is of another interface or version, or the bytes are not being decoded by rmi
+/// (in a call's arguments or result).
+#[doc(hidden)]
+pub fn deserialize_proxy<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+    descriptor: &'static InterfaceDescriptor,
+) -> Result<Proxy, D::Error> {
+    use serde::Deserialize;
+    use serde::de::Error as _;
+
+    let reference = RemoteRef::deserialize(deserializer)?;
+    if reference.interface != descriptor.id || reference.version != descriptor.version {
+        return Err(D::Error::custom(format_args!(
+            "a reference to an object of interface {} v{} where {} ({}) v{} was expected",
+            reference.interface, reference.version, descriptor.name, descriptor.id, descriptor.version,
+        )));
+    }
+    crate::context::with_decode_context(|context| match context {
+        Some(context) => {
+            let target = Target::resolve(context.endpoint(), reference, context.connection());
+            Ok(Proxy::from_target(target).named(descriptor.name))
+        }
+        None => Err(D::Error::custom(
+            "a remote reference can only be decoded by rmi, in the arguments or the result of a call",
+        )),
+    })
 }

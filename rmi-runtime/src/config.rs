@@ -50,6 +50,20 @@ pub struct Config {
     /// (the last replies) to a peer that does not read them, before the stream is dropped
     /// (default 5 s).
     pub close_linger: Duration,
+    /// The lease this endpoint grants to the holders of references to its collected objects
+    /// (default 30 s; at least 10 ms, at most one day): a peer that holds one renews every third of
+    /// it, and one that stops renewing (it died, or lost its connection) is taken for gone when it
+    /// runs out. It is also how long a reference this endpoint sent stays protected until its
+    /// receiver registers (a reference in transit). See [`dgc`](crate::dgc).
+    pub dgc_lease: Duration,
+    /// Most peers that may hold references to this endpoint's collected objects at once (default
+    /// 10,000); a further peer's registration is refused, and its references may stop working.
+    pub max_dgc_holders: usize,
+    /// Most other endpoints whose objects this endpoint holds references to and keeps leases with
+    /// (default 1024). References to objects of further endpoints still work, but hold nothing:
+    /// their objects may be collected (a guard against peers that hand out references to
+    /// countless endpoints).
+    pub max_held_endpoints: usize,
 }
 
 impl Config {
@@ -69,6 +83,16 @@ impl Config {
     pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
     /// Default of [`Config::close_linger`].
     pub const DEFAULT_CLOSE_LINGER: Duration = Duration::from_secs(5);
+    /// Default of [`Config::dgc_lease`].
+    pub const DEFAULT_DGC_LEASE: Duration = Duration::from_secs(30);
+    /// Default of [`Config::max_dgc_holders`].
+    pub const DEFAULT_MAX_DGC_HOLDERS: usize = 10_000;
+    /// Default of [`Config::max_held_endpoints`].
+    pub const DEFAULT_MAX_HELD_ENDPOINTS: usize = 1024;
+    /// Shortest [`Config::dgc_lease`].
+    pub const MIN_DGC_LEASE: Duration = Duration::from_millis(10);
+    /// Longest [`Config::dgc_lease`].
+    pub const MAX_DGC_LEASE: Duration = Duration::from_secs(86_400);
 
     /// Sets [`Config::max_frame_len`]; at most `u32::MAX`, and values below 64 are raised to 64 (a
     /// frame must hold at least a header).
@@ -121,13 +145,35 @@ impl Config {
         self
     }
 
+    /// Sets [`Config::dgc_lease`], clamped to [`Config::MIN_DGC_LEASE`]..=[`Config::MAX_DGC_LEASE`].
+    pub fn dgc_lease(mut self, lease: Duration) -> Self {
+        self.dgc_lease = lease.clamp(Self::MIN_DGC_LEASE, Self::MAX_DGC_LEASE);
+        self
+    }
+
+    /// Sets [`Config::max_dgc_holders`].
+    pub fn max_dgc_holders(mut self, peers: usize) -> Self {
+        self.max_dgc_holders = peers;
+        self
+    }
+
+    /// Sets [`Config::max_held_endpoints`].
+    pub fn max_held_endpoints(mut self, endpoints: usize) -> Self {
+        self.max_held_endpoints = endpoints;
+        self
+    }
+
     /// The same configuration with every value brought into its valid range (for configurations
     /// built by assigning the public fields).
     pub(crate) fn sanitized(self) -> Self {
         let max_frame_len = self.max_frame_len;
         let max_in_flight = self.max_in_flight;
         let write_queue = self.write_queue;
-        self.max_frame_len(max_frame_len).max_in_flight(max_in_flight).write_queue(write_queue)
+        let dgc_lease = self.dgc_lease;
+        self.max_frame_len(max_frame_len)
+            .max_in_flight(max_in_flight)
+            .write_queue(write_queue)
+            .dgc_lease(dgc_lease)
     }
 }
 
@@ -142,6 +188,9 @@ impl Default for Config {
             write_queue: Self::DEFAULT_WRITE_QUEUE,
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
             close_linger: Self::DEFAULT_CLOSE_LINGER,
+            dgc_lease: Self::DEFAULT_DGC_LEASE,
+            max_dgc_holders: Self::DEFAULT_MAX_DGC_HOLDERS,
+            max_held_endpoints: Self::DEFAULT_MAX_HELD_ENDPOINTS,
         }
     }
 }
@@ -161,6 +210,9 @@ mod tests {
         assert_eq!(c.write_queue, 1024);
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
         assert_eq!(c.close_linger, Duration::from_secs(5));
+        assert_eq!(c.dgc_lease, Duration::from_secs(30));
+        assert_eq!(c.max_dgc_holders, 10_000);
+        assert_eq!(c.max_held_endpoints, 1024);
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub(crate) struct ConnInner {
     label: String,
     origin: Origin,
     /// The address this endpoint dialled, its key in the connection pool; `None` if accepted.
-    dialled: Option<Address>,
+    pub(crate) dialled: Option<Address>,
     /// Frames for the writer task.
     tx: mpsc::Sender<Bytes>,
     /// Calls this side issued and waits on.

@@ -1,15 +1,27 @@
-//! The context of a call being served: who is calling, over which connection.
+//! The context of a call being served (who is calling, over which connection), and the decode
+//! context that turns remote references arriving in arguments and results into working proxies.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use rmi_core::EndpointId;
 
 use crate::connection::Connection;
+use crate::endpoint::EndpointInner;
 use crate::transport::Origin;
 
-tokio::task_local! {
-    static CURRENT: CallContext;
-}
+scoped_tls::scoped_thread_local!(
+    /// The call the current poll serves; set around each poll of a served call's future.
+    static SERVING: CallContext
+);
+scoped_tls::scoped_thread_local!(
+    /// Where the bytes being decoded came from; set around the decoding of a reply.
+    static DECODING: CallContext
+);
 
-/// Who is calling: the connection a served call arrived on.
+/// Who is calling: the connection a served call arrived on, or this endpoint itself when the call
+/// came through a proxy to an object of the same endpoint (which skips the network).
 ///
 /// The runtime sets it for the whole of every served call; a servant reads it with
 /// [`CallContext::current`], for example to decide whether the caller
@@ -43,12 +55,33 @@ tokio::task_local! {
 /// ```
 #[derive(Clone, Debug)]
 pub struct CallContext {
-    connection: Connection,
+    source: Source,
+}
+
+#[derive(Clone)]
+enum Source {
+    /// A call that arrived on this connection.
+    Remote(Connection),
+    /// A call through a proxy of this endpoint to one of its own objects.
+    Local(Arc<EndpointInner>),
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Remote(conn) => f.debug_tuple("Remote").field(conn).finish(),
+            Source::Local(endpoint) => f.debug_tuple("Local").field(&endpoint.id).finish(),
+        }
+    }
 }
 
 impl CallContext {
-    pub(crate) fn new(connection: Connection) -> Self {
-        Self { connection }
+    pub(crate) fn remote(connection: Connection) -> Self {
+        Self { source: Source::Remote(connection) }
+    }
+
+    pub(crate) fn local(endpoint: Arc<EndpointInner>) -> Self {
+        Self { source: Source::Local(endpoint) }
     }
 
     /// The context of the call this task is serving, if it is serving one.
@@ -56,26 +89,88 @@ impl CallContext {
     /// Only the call's own task has it: a task the servant spawns does not inherit it (clone it
     /// into the task if it needs it).
     pub fn current() -> Option<CallContext> {
-        CURRENT.try_with(Clone::clone).ok()
+        SERVING.is_set().then(|| SERVING.with(Clone::clone))
     }
 
-    /// The calling endpoint's identity, as it claimed it in the handshake.
+    /// The calling endpoint's identity, as it claimed it in the handshake (this endpoint's own for
+    /// a call from this endpoint).
     pub fn peer_endpoint(&self) -> EndpointId {
-        self.connection.peer_endpoint()
+        match &self.source {
+            Source::Remote(conn) => conn.peer_endpoint(),
+            Source::Local(endpoint) => endpoint.id,
+        }
     }
 
-    /// Where the caller is, as the operating system reports it.
+    /// Where the caller is, as the operating system reports it ([`Origin::Local`] for a call from
+    /// this endpoint).
     pub fn origin(&self) -> Origin {
-        self.connection.origin()
+        match &self.source {
+            Source::Remote(conn) => conn.origin(),
+            Source::Local(_) => Origin::Local,
+        }
     }
 
-    /// The connection the call arrived on: the way back to the caller, whoever dialled.
-    pub fn connection(&self) -> &Connection {
-        &self.connection
+    /// The connection the call arrived on: the way back to the caller, whoever dialled. `None` for
+    /// a call from this endpoint to one of its own objects, which does not use the network.
+    pub fn connection(&self) -> Option<&Connection> {
+        match &self.source {
+            Source::Remote(conn) => Some(conn),
+            Source::Local(_) => None,
+        }
     }
 
-    /// Runs `future` with this context as the current one.
-    pub(crate) async fn scope<F: Future>(self, future: F) -> F::Output {
-        CURRENT.scope(self, future).await
+    /// Whether the call came from this endpoint itself, through a proxy to one of its own objects.
+    pub fn is_local(&self) -> bool {
+        matches!(self.source, Source::Local(_))
+    }
+
+    /// The endpoint serving the call.
+    pub(crate) fn endpoint(&self) -> &Arc<EndpointInner> {
+        match &self.source {
+            Source::Remote(conn) => &conn.inner.endpoint,
+            Source::Local(endpoint) => endpoint,
+        }
+    }
+
+    /// Runs `decode` with this context as the origin of the bytes it decodes.
+    pub(crate) fn decoding<R>(&self, decode: impl FnOnce() -> R) -> R {
+        DECODING.set(self, decode)
+    }
+}
+
+/// Calls `f` with the context the bytes being decoded came from: the reply's connection while a
+/// reply is decoded, else the call being served (whose arguments are being decoded), else `None`.
+pub(crate) fn with_decode_context<R>(f: impl FnOnce(Option<&CallContext>) -> R) -> R {
+    if DECODING.is_set() {
+        DECODING.with(|cx| f(Some(cx)))
+    } else if SERVING.is_set() {
+        SERVING.with(|cx| f(Some(cx)))
+    } else {
+        f(None)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A served call's future, polled with its [`CallContext`] as the current one.
+    pub(crate) struct Serving<F> {
+        context: CallContext,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Serving<F> {
+    pub(crate) fn new(context: CallContext, future: F) -> Self {
+        Self { context, future }
+    }
+}
+
+impl<F: Future> Future for Serving<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let future = this.future;
+        SERVING.set(this.context, || future.poll(cx))
     }
 }

@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::binder::LeaseKeepers;
-use crate::client::{Proxy, Stub};
+use crate::client::{Proxy, Stub, Target};
 use crate::config::Config;
 use crate::connection::{Connection, handshake_within};
+use crate::dgc::{DgcService, DgcSkeleton, Export, Exports, Holds};
 use crate::server::accept_loop;
 use crate::table::ObjectTable;
 use crate::transport;
@@ -81,6 +82,10 @@ pub(crate) struct EndpointInner {
     pub(crate) accept_permits: Arc<Semaphore>,
     /// Leases on entries this endpoint registered at binders.
     pub(crate) binder_leases: LeaseKeepers,
+    /// This endpoint's collected objects and who holds them.
+    pub(crate) exports: Exports,
+    /// The objects of other endpoints this endpoint holds.
+    pub(crate) holds: Holds,
 }
 
 #[derive(Default)]
@@ -138,10 +143,12 @@ impl Endpoint {
     /// An endpoint with a fresh random identity and `config`.
     pub fn with_config(config: Config) -> Self {
         let config = config.sanitized();
-        Self {
-            inner: Arc::new(EndpointInner {
+        let inner = Arc::new_cyclic(|weak| {
+            let table = ObjectTable::default();
+            table.set_collector(Arc::new(DgcSkeleton::new(DgcService { endpoint: weak.clone() })));
+            EndpointInner {
                 id: EndpointId::random(),
-                table: ObjectTable::default(),
+                table,
                 next_call: AtomicU64::new(1),
                 next_connection: AtomicU64::new(1),
                 addresses: Mutex::default(),
@@ -157,9 +164,16 @@ impl Endpoint {
                 io: TaskTracker::new(),
                 accept_permits: Arc::new(Semaphore::new(config.max_connections.min(Semaphore::MAX_PERMITS))),
                 binder_leases: LeaseKeepers::default(),
+                exports: Exports::default(),
+                holds: Holds::default(),
                 config,
-            }),
-        }
+            }
+        });
+        Self { inner }
+    }
+
+    pub(crate) fn from_inner(inner: Arc<EndpointInner>) -> Self {
+        Self { inner }
     }
 
     /// The endpoint's identity, sent to peers in the handshake.
@@ -245,7 +259,7 @@ impl Endpoint {
         let object = ObjectId::random();
         let descriptor = skeleton.descriptor();
         self.inner.table.insert(object, skeleton);
-        self.reference(object, descriptor)
+        self.reference(object, descriptor, false)
     }
 
     /// Exports `skeleton` under a chosen object id, for well-known objects that clients reach by
@@ -256,10 +270,48 @@ impl Endpoint {
     /// [`Endpoint::export`] and hand out the reference.
     pub fn export_with_id<D: Dispatch>(&self, object: ObjectId, skeleton: D) -> Option<RemoteRef> {
         let descriptor = skeleton.descriptor();
-        self.inner.table.insert_new(object, Arc::new(skeleton)).then(|| self.reference(object, descriptor))
+        self.inner
+            .table
+            .insert_new(object, Arc::new(skeleton))
+            .then(|| self.reference(object, descriptor, false))
     }
 
-    fn reference(&self, object: ObjectId, descriptor: &InterfaceDescriptor) -> RemoteRef {
+    /// Exports `skeleton` to be collected (see [`dgc`](crate::dgc)) and returns a proxy for it, the
+    /// object's first holder: the object stays exported while proxies for it are alive here or
+    /// held by peers, and is unexported when none is. The generated `{Trait}Client::export` calls
+    /// this.
+    ///
+    /// Calls through the proxy, and through proxies made from it in this process, skip the network.
+    /// Sending it (as an argument or result, or inside one) sends the reference.
+    pub fn export_collected(&self, skeleton: Arc<dyn Dispatch>, options: Export) -> Proxy {
+        let object = ObjectId::random();
+        let descriptor = skeleton.descriptor();
+        self.inner.table.insert(object, skeleton);
+        self.inner.exports.add(&self.inner, object, options);
+        let target = Target::exported(&self.inner, self.reference(object, descriptor, true));
+        Proxy::from_target(target).named(descriptor.name)
+    }
+
+    /// Pins the collected object `object`: it stays exported however unreferenced, until
+    /// [`Endpoint::unpin`]. Returns false if `object` is not a collected object of this endpoint
+    /// (objects exported with [`Endpoint::export`] are never collected).
+    pub fn pin(&self, object: ObjectId) -> bool {
+        self.inner.exports.set_pinned(&self.inner, object, true)
+    }
+
+    /// Unpins the collected object `object`: if nothing references it, it is unexported now.
+    /// Returns false if `object` is not a collected object of this endpoint.
+    pub fn unpin(&self, object: ObjectId) -> bool {
+        self.inner.exports.set_pinned(&self.inner, object, false)
+    }
+
+    /// How many objects of other endpoints this endpoint holds proxies for, registered (or being
+    /// registered) with their endpoints' garbage collectors.
+    pub fn held_count(&self) -> usize {
+        self.inner.holds.counts().0
+    }
+
+    fn reference(&self, object: ObjectId, descriptor: &InterfaceDescriptor, collected: bool) -> RemoteRef {
         let address = self.advertised_address();
         if let Some(Address::Tcp(addr)) = &address
             && addr.ip().is_unspecified()
@@ -276,12 +328,14 @@ impl Endpoint {
             object,
             interface: descriptor.id,
             version: descriptor.version,
+            collected,
         }
     }
 
     /// Stops serving `object`; later calls to it fail with [`Error::NoSuchObject`]. Calls already
     /// running finish. Returns whether the object was exported.
     pub fn unexport(&self, object: ObjectId) -> bool {
+        self.inner.exports.forget(object);
         self.inner.table.remove(&object)
     }
 
@@ -351,8 +405,7 @@ impl Endpoint {
 
     /// An open connection to the endpoint `peer`, dialled by either side, if there is one.
     pub fn connection_to(&self, peer: EndpointId) -> Option<Connection> {
-        let open = lock(&self.inner.open);
-        open.connections.values().find(|c| c.peer_endpoint() == peer && !c.is_closed()).cloned()
+        self.inner.connection_to(peer)
     }
 
     /// Every open connection, dialled or accepted.
@@ -372,22 +425,13 @@ impl Endpoint {
     /// to its endpoint is open; otherwise the errors of [`Endpoint::connect`].
     pub async fn proxy<C: Stub>(&self, reference: &RemoteRef) -> Result<C, Error> {
         check_interface(C::DESCRIPTOR, reference)?;
-        let conn = match self.connection_to(reference.endpoint) {
-            Some(conn) => conn,
-            None => match &reference.address {
-                Some(address) => self.connect(address).await?,
-                None => {
-                    return Err(Error::Connect {
-                        address: format!("endpoint {}", reference.endpoint),
-                        source: io::Error::new(
-                            io::ErrorKind::NotConnected,
-                            "the reference has no address and no connection to its endpoint is open",
-                        ),
-                    });
-                }
-            },
-        };
-        Ok(self.stub_over(conn, reference))
+        let target = Target::resolve(&self.inner, reference.clone(), None);
+        let proxy = Proxy::from_target(target).named(C::DESCRIPTOR.name);
+        if !proxy.is_local() && proxy.connection().is_none() {
+            // Dial now, so an unreachable endpoint is reported here rather than at the first call.
+            proxy.target().connection().await?;
+        }
+        Ok(C::from_proxy(proxy))
     }
 
     /// A client stub of type `C` for the object `object` of the endpoint listening at `address`,
@@ -411,13 +455,8 @@ impl Endpoint {
     /// interface and version.
     pub fn proxy_over<C: Stub>(&self, conn: &Connection, reference: &RemoteRef) -> Result<C, Error> {
         check_interface(C::DESCRIPTOR, reference)?;
-        Ok(self.stub_over(conn.clone(), reference))
-    }
-
-    fn stub_over<C: Stub>(&self, conn: Connection, reference: &RemoteRef) -> C {
-        let proxy = Proxy::new(conn, reference.object, reference.interface, reference.version)
-            .named(C::DESCRIPTOR.name);
-        C::from_proxy(proxy)
+        let target = Target::resolve(&self.inner, reference.clone(), Some(conn));
+        Ok(C::from_proxy(Proxy::from_target(target).named(C::DESCRIPTOR.name)))
     }
 
     /// Whether [`Endpoint::shutdown`] has been called.
@@ -501,6 +540,12 @@ impl EndpointInner {
         self.shutting_down.load(Ordering::Acquire)
     }
 
+    /// An open connection to the endpoint `peer`, dialled by either side, if there is one.
+    pub(crate) fn connection_to(&self, peer: EndpointId) -> Option<Connection> {
+        let open = lock(&self.open);
+        open.connections.values().find(|c| c.peer_endpoint() == peer && !c.is_closed()).cloned()
+    }
+
     pub(crate) fn next_call_id(&self) -> CallId {
         CallId(self.next_call.fetch_add(1, Ordering::Relaxed))
     }
@@ -537,6 +582,31 @@ impl EndpointInner {
             if ours { pool.remove(address) } else { None }
         };
         drop(removed);
+    }
+}
+
+/// A connection to the endpoint `peer`: any open one, else one dialled to `address`.
+///
+/// # Errors
+/// [`Error::Connect`] if there is no open connection and no address; the errors of
+/// [`Endpoint::connect`].
+pub(crate) async fn route_to(
+    inner: &Arc<EndpointInner>,
+    peer: EndpointId,
+    address: Option<&Address>,
+) -> Result<Connection, Error> {
+    if let Some(conn) = inner.connection_to(peer) {
+        return Ok(conn);
+    }
+    match address {
+        Some(address) => Endpoint::from_inner(Arc::clone(inner)).connect(address).await,
+        None => Err(Error::Connect {
+            address: format!("endpoint {peer}"),
+            source: io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the reference has no address and no connection to its endpoint is open",
+            ),
+        }),
     }
 }
 

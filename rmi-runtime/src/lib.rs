@@ -159,6 +159,7 @@ mod client;
 mod config;
 mod connection;
 mod context;
+pub mod dgc;
 mod endpoint;
 mod frame;
 mod server;
@@ -171,6 +172,7 @@ pub use client::{Proxy, Stub};
 pub use config::Config;
 pub use connection::Connection;
 pub use context::CallContext;
+pub use dgc::Export;
 pub use endpoint::{Endpoint, ToAddress};
 pub use rmi_core::{
     Address, AddressParseError, BinderError, Binding, BoxFuture, CallId, Dispatch, EndpointId, Error, Fault,
@@ -182,7 +184,8 @@ pub use rmi_macros::remote;
 /// Used by `#[remote]` expansions. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::{Error, Proxy, Stub};
+    pub use crate::client::{deserialize_proxy, serialize_proxy};
+    pub use crate::{Endpoint, Error, Export, Proxy, Stub};
     pub use ::core::clone::Clone;
     pub use ::core::cmp::{Eq, PartialEq};
     pub use ::core::convert::From;
@@ -192,6 +195,7 @@ pub mod __private {
     pub use ::core::marker::{Copy, Send, Sync};
     pub use ::core::option::Option;
     pub use ::core::result::Result;
+    pub use ::serde;
     pub use ::std::boxed::Box;
     pub use ::std::sync::Arc;
     pub use rmi_core::{

@@ -18,7 +18,7 @@ use rmi_core::{CallId, Dispatch, Error, Fault, Flags, Header, Reply, RequestHead
 use tracing::Instrument;
 
 use crate::connection::{ConnInner, Connection, handshake_within};
-use crate::context::CallContext;
+use crate::context::{CallContext, Serving};
 use crate::endpoint::EndpointInner;
 use crate::transport::Listener;
 
@@ -123,8 +123,9 @@ async fn serve_call(
     let deadline = request.timeout().map(crate::deadline_after);
     let args = &body[args_at..];
     let reply = Reply::new(&mut buf);
-    let context = CallContext::new(Connection { inner: Arc::clone(conn) });
-    let run = AssertUnwindSafe(context.scope(skeleton.dispatch(request.op, args, reply))).catch_unwind();
+    let context = CallContext::remote(Connection { inner: Arc::clone(conn) });
+    let run =
+        AssertUnwindSafe(Serving::new(context, skeleton.dispatch(request.op, args, reply))).catch_unwind();
     let outcome = match deadline {
         Some(deadline) => match tokio::time::timeout_at(deadline, run).await {
             Ok(outcome) => outcome,

@@ -14,7 +14,7 @@ async fn round_trip(kind: &str) {
     assert_eq!(within(5, s.lab.add(2, 40)).await.unwrap(), 42);
     assert_eq!(within(5, s.lab.div(7, 2)).await.unwrap(), Ok(3));
     assert_eq!(within(5, s.lab.div(7, 0)).await.unwrap(), Err("division by zero".to_owned()));
-    let conn = s.lab.0.connection();
+    let conn = s.lab.0.connection().unwrap();
     assert_eq!(conn.peer_endpoint(), s.server.id());
     assert!(conn.dialled());
     s.server.shutdown().await;
@@ -177,7 +177,7 @@ async fn an_oversized_request_fails_alone_and_an_oversized_reply_becomes_a_fault
         r => panic!("expected FrameTooLarge, got {r:?}"),
     }
     assert_eq!(within(5, s.lab.echo("fine")).await.unwrap(), "fine", "the connection is untouched");
-    assert!(!s.lab.0.connection().is_closed());
+    assert!(!s.lab.0.connection().unwrap().is_closed());
 }
 
 #[tokio::test]

@@ -22,11 +22,11 @@ async fn a_connection_dropped_mid_call_fails_the_call_promptly() {
     // The servant's work on the closed connection was dropped.
     within(5, s.probe.dropped.notified()).await;
 
-    // New calls on the dead connection fail fast; the pool replaces it on the next proxy.
-    assert!(matches!(within(5, s.lab.add(1, 1)).await, Err(Error::ConnectionClosed(_))));
+    // The proxy dials again on its next call; new proxies use the new connection too.
+    assert_eq!(within(5, s.lab.add(1, 1)).await.unwrap(), 2);
     let fresh: LabClient = within(5, s.client.proxy(&s.reference)).await.unwrap();
     assert_eq!(within(5, fresh.add(1, 1)).await.unwrap(), 2);
-    assert!(!fresh.proxy().connection().is_closed());
+    assert!(!fresh.proxy().connection().unwrap().is_closed());
 }
 
 #[tokio::test]
@@ -58,7 +58,7 @@ async fn graceful_shutdown_lets_a_call_in_flight_finish() {
     within(5, shutdown).await.unwrap();
 
     // Afterwards the connection is closed and nothing listens any more.
-    within(5, s.lab.0.connection().closed()).await;
+    within(5, s.lab.0.connection().unwrap().closed()).await;
     let late = Endpoint::new();
     assert!(matches!(within(5, late.connect(&s.address)).await, Err(Error::Connect { .. })));
     assert!(matches!(s.server.listen("tcp://127.0.0.1:0").await, Err(Error::ShuttingDown)));
@@ -74,8 +74,8 @@ async fn the_listening_side_calls_back_over_the_connection_the_client_dialled() 
     assert_eq!(within(5, s.lab.whoami()).await.unwrap(), "server");
 
     let back: LabClient = within(5, s.server.proxy(&callback_ref)).await.unwrap();
-    assert!(!back.proxy().connection().dialled(), "the server uses the connection it accepted");
-    assert_eq!(back.proxy().connection().peer_endpoint(), s.client.id());
+    assert!(!back.proxy().connection().unwrap().dialled(), "the server uses the connection it accepted");
+    assert_eq!(back.proxy().connection().unwrap().peer_endpoint(), s.client.id());
     assert_eq!(within(5, back.whoami()).await.unwrap(), "client-side");
     assert_eq!(within(5, back.add(20, 22)).await.unwrap(), 42);
     assert_eq!(s.server.connections().len(), 1, "no second connection was opened");
@@ -134,7 +134,7 @@ async fn a_shutdown_whose_first_future_was_dropped_is_finished_by_the_next_call(
     drop(s.server.shutdown());
     assert!(matches!(within(5, s.lab.add(1, 1)).await, Err(Error::ShuttingDown)));
     within(5, s.server.shutdown()).await;
-    within(5, s.lab.0.connection().closed()).await;
+    within(5, s.lab.0.connection().unwrap().closed()).await;
     // And once finished, further calls return at once.
     within(5, s.server.shutdown()).await;
 }

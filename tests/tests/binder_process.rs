@@ -154,8 +154,8 @@ async fn a_server_process_binds_and_clients_call_it_directly_by_name_and_by_inte
     // By name: the stub's connection goes straight to the server process.
     let calc: CalculatorClient = within("lookup", naming.lookup("calc")).await.unwrap();
     assert_eq!(calc.proxy().object(), binding.reference.object);
-    assert_eq!(calc.proxy().connection().peer_endpoint(), binding.reference.endpoint);
-    assert_ne!(calc.proxy().connection().peer_endpoint(), binder.endpoint.id());
+    assert_eq!(calc.proxy().connection().unwrap().peer_endpoint(), binding.reference.endpoint);
+    assert_ne!(calc.proxy().connection().unwrap().peer_endpoint(), binder.endpoint.id());
     assert_eq!(within("add", calc.add(20, 22)).await.unwrap(), 42);
     assert_eq!(within("calls", calc.calls()).await.unwrap(), 1);
 
@@ -165,12 +165,12 @@ async fn a_server_process_binds_and_clients_call_it_directly_by_name_and_by_inte
     let (name, by_interface) = &all[0];
     assert_eq!(name, "calc");
     assert_eq!(by_interface.proxy().object(), binding.reference.object);
-    assert_eq!(by_interface.proxy().connection().peer_endpoint(), server.endpoint);
+    assert_eq!(by_interface.proxy().connection().unwrap().peer_endpoint(), server.endpoint);
     assert_eq!(within("add", by_interface.add(1, 2)).await.unwrap(), 3);
 
     let any: CalculatorClient = within("lookup_any", naming.lookup_any()).await.unwrap();
     assert_eq!(any.proxy().object(), binding.reference.object);
-    assert_eq!(any.proxy().connection().peer_endpoint(), server.endpoint);
+    assert_eq!(any.proxy().connection().unwrap().peer_endpoint(), server.endpoint);
     assert_eq!(within("calls", any.calls()).await.unwrap(), 2, "every stub reached the one servant");
 
     let by_id = within("lookup_interface", naming.lookup_interface(CalculatorClient::DESCRIPTOR.id, 1..=1))
@@ -243,7 +243,7 @@ async fn a_killed_servers_entry_lives_on_while_it_renews_and_vanishes_within_one
     // The name is free again: a new server takes it, and lookups find the new one.
     let successor = ServerProcess::bound(&binder.address, "calc", None).await;
     let calc: CalculatorClient = within("lookup", naming.lookup("calc")).await.unwrap();
-    assert_eq!(calc.proxy().connection().peer_endpoint(), successor.endpoint);
+    assert_eq!(calc.proxy().connection().unwrap().peer_endpoint(), successor.endpoint);
     assert_eq!(within("add", calc.add(2, 2)).await.unwrap(), 4);
 }
 
@@ -264,14 +264,16 @@ async fn a_second_server_cannot_bind_a_taken_name_and_the_first_entry_stays() {
     assert_eq!(after.registrant, first.endpoint);
     assert_eq!(names(&within("list", naming.list()).await.unwrap()), ["calc"]);
     let calc: CalculatorClient = within("lookup", naming.lookup("calc")).await.unwrap();
-    assert_eq!(calc.proxy().connection().peer_endpoint(), first.endpoint);
+    assert_eq!(calc.proxy().connection().unwrap().peer_endpoint(), first.endpoint);
     assert_eq!(within("add", calc.add(40, 2)).await.unwrap(), 42);
 
     // Another name is no problem for a second server.
     let second = ServerProcess::bound(&binder.address, "calc-2", None).await;
     let all = within("lookup_all", naming.lookup_all::<CalculatorClient>()).await.unwrap();
-    let found: Vec<(&str, EndpointId)> =
-        all.iter().map(|(name, stub)| (name.as_str(), stub.proxy().connection().peer_endpoint())).collect();
+    let found: Vec<(&str, EndpointId)> = all
+        .iter()
+        .map(|(name, stub)| (name.as_str(), stub.proxy().connection().unwrap().peer_endpoint()))
+        .collect();
     assert_eq!(found, [("calc", first.endpoint), ("calc-2", second.endpoint)]);
 }
 

@@ -167,7 +167,10 @@ async fn run(role: Role) -> Result<(), Error> {
                 let name = format!("{server}/printer");
                 let printer: PrinterClient = naming.lookup(&name).await?;
                 let answer = printer.print(format!("hello from the client, via {name}")).await?;
-                println!("  {name} at {}: printed by server {answer}", printer.proxy().connection().peer());
+                println!(
+                    "  {name} at {}: printed by server {answer}",
+                    printer.proxy().connection().map_or("?", |c| c.peer())
+                );
             }
             println!("by interface Counter:");
             let counters = naming.lookup_all::<CounterClient>().await?;

@@ -14,10 +14,19 @@ pub(super) fn expand(iface: &Interface<'_>) -> TokenStream {
     let client = iface.item_ident("Client");
     let ops = iface.item_ident("Op");
     let client_name = client.to_string();
+    let skeleton = iface.item_ident("Skeleton");
     let doc = format!(
         " Client stub (proxy) for remote [`{trait_ident}`] objects: each method sends the call to the \
          remote object and returns its result, or an `Error` when the call itself failed.\n\n\
-         Make one with `Endpoint::proxy` from a remote reference."
+         It is also the interface's reference type: it travels by reference. A `{client}` in a \
+         method's arguments or result (or inside them) is sent as the object's reference, and the \
+         receiver gets a working `{client}` for the same object.\n\n\
+         Make one with `Endpoint::proxy` from a remote reference, or export a servant with \
+         [`{client}::export`]."
+    );
+    let export_doc = format!(
+        " Exports `servant` as a [`{trait_ident}`] object of `endpoint`, to be collected when \
+         nobody holds a reference to it any more, and returns the first reference to it."
     );
     let methods = iface.methods.iter().map(|m| inherent_method(iface, m));
     let trait_impl = iface.all_fallible().then(|| trait_impl(iface));
@@ -32,7 +41,56 @@ pub(super) fn expand(iface: &Interface<'_>) -> TokenStream {
         #[automatically_derived]
         #[allow(unused_qualifications)]
         impl #client {
+            #[doc = #export_doc]
+            ///
+            /// Calls through it skip the network; sending it sends the reference.
+            pub fn export<__S>(endpoint: &#rt::__private::Endpoint, servant: __S) -> Self
+            where
+                __S: #trait_ident + #rt::__private::Send + #rt::__private::Sync + 'static,
+            {
+                Self::export_with(endpoint, #rt::__private::Arc::new(servant), #rt::__private::Export::new())
+            }
+
+            /// Like [`Self::export`], for a servant shared with other code, with options: pinned,
+            /// or told when it becomes unreferenced.
+            pub fn export_with<__S>(
+                endpoint: &#rt::__private::Endpoint,
+                servant: #rt::__private::Arc<__S>,
+                options: #rt::__private::Export,
+            ) -> Self
+            where
+                __S: #trait_ident + #rt::__private::Send + #rt::__private::Sync + 'static,
+            {
+                let skeleton = #rt::__private::Arc::new(#skeleton::from_arc(servant));
+                Self { proxy: endpoint.export_collected(skeleton, options) }
+            }
+
             #(#methods)*
+        }
+
+        #[automatically_derived]
+        #[allow(unused_qualifications)]
+        impl #rt::__private::serde::Serialize for #client {
+            fn serialize<__Ser>(&self, serializer: __Ser) -> #rt::__private::Result<__Ser::Ok, __Ser::Error>
+            where
+                __Ser: #rt::__private::serde::Serializer,
+            {
+                #rt::__private::serialize_proxy(&self.proxy, serializer)
+            }
+        }
+
+        #[automatically_derived]
+        #[allow(unused_qualifications)]
+        impl<'de> #rt::__private::serde::Deserialize<'de> for #client {
+            fn deserialize<__De>(deserializer: __De) -> #rt::__private::Result<Self, __De::Error>
+            where
+                __De: #rt::__private::serde::Deserializer<'de>,
+            {
+                #rt::__private::Result::map(
+                    #rt::__private::deserialize_proxy(deserializer, #ops::DESCRIPTOR),
+                    |proxy| Self { proxy },
+                )
+            }
         }
 
         #[automatically_derived]

@@ -334,6 +334,14 @@ impl LeaseKeepers {
         keeper.held.insert(name, held);
     }
 
+    /// Whether a name bound at some binder names `object` of endpoint `endpoint` (the collector
+    /// keeps such an object).
+    pub(crate) fn binds(&self, endpoint: rmi_core::EndpointId, object: rmi_core::ObjectId) -> bool {
+        self.lock().values().any(|keeper| {
+            keeper.held.values().any(|h| h.reference.endpoint == endpoint && h.reference.object == object)
+        })
+    }
+
     /// Forgets the entry `name` at `binder`: any hold, or only the hold `snapshot` if given.
     fn release(&self, binder: &Address, name: &str, snapshot: Option<&Held>) {
         if let Some(keeper) = self.lock().get_mut(binder)

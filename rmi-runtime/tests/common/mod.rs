@@ -250,5 +250,5 @@ pub async fn within<F: std::future::Future>(secs: u64, future: F) -> F::Output {
 
 /// A proxy to `object` with an explicit interface and version, bypassing the local checks.
 pub fn raw_proxy(setup: &Setup, object: ObjectId, interface: InterfaceId, version: u32) -> LabClient {
-    LabClient(Proxy::new(setup.lab.0.connection().clone(), object, interface, version))
+    LabClient(Proxy::new(setup.lab.0.connection().unwrap().clone(), object, interface, version))
 }
