@@ -78,8 +78,11 @@ impl Target {
         via: Option<&Connection>,
     ) -> Self {
         if reference.endpoint == endpoint.id {
-            let hold =
-                if endpoint.exports.acquire_local(reference.object) { Hold::Local } else { Hold::None };
+            let hold = if endpoint.exports.acquire_local(endpoint, reference.object) {
+                Hold::Local
+            } else {
+                Hold::None
+            };
             return Self { reference, endpoint: Arc::clone(endpoint), route: Route::Local, hold };
         }
         let conn = via
@@ -134,7 +137,10 @@ impl Target {
     /// The reference is being sent: protect the object until its receiver registers it.
     pub(crate) fn sent(&self) {
         match self.hold {
-            Hold::Local => self.endpoint.exports.sent(&self.endpoint, self.reference.object),
+            Hold::Local => {
+                let to = crate::context::destination();
+                self.endpoint.exports.sent(&self.endpoint, self.reference.object, to);
+            }
             Hold::Remote => self.endpoint.holds.linger(self.reference.endpoint, self.reference.object),
             Hold::None => {}
         }
@@ -320,6 +326,11 @@ impl Proxy {
 
     /// Encodes a call: a request frame for a remote object, the arguments alone for a local one.
     fn prepare(&self, op: OpId, flags: Flags, args: &(impl Serialize + ?Sized)) -> Result<Prepared, Error> {
+        // References among the arguments are protected until this callee says they arrived.
+        crate::context::encoding_for(self.target.reference.endpoint, || self.encode(op, flags, args))
+    }
+
+    fn encode(&self, op: OpId, flags: Flags, args: &(impl Serialize + ?Sized)) -> Result<Prepared, Error> {
         match self.target.route {
             Route::Remote(_) => {
                 self.request(op, flags, args).map(|(call, frame)| Prepared::Remote(call, frame))
@@ -472,18 +483,24 @@ pub fn deserialize_proxy<'de, D: serde::Deserializer<'de>>(
 
     let reference = RemoteRef::deserialize(deserializer)?;
     if reference.interface != descriptor.id || reference.version != descriptor.version {
-        return Err(D::Error::custom(format_args!(
+        let reason = format!(
             "a reference to an object of interface {} v{} where {} ({}) v{} was expected",
             reference.interface, reference.version, descriptor.name, descriptor.id, descriptor.version,
-        )));
+        );
+        let error = D::Error::custom(&reason);
+        crate::context::refuse_reference(reason);
+        return Err(error);
     }
     crate::context::with_decode_context(|context| match context {
         Some(context) => {
             let target = Target::resolve(context.endpoint(), reference, context.connection());
             Ok(Proxy::from_target(target).named(descriptor.name))
         }
-        None => Err(D::Error::custom(
-            "a remote reference can only be decoded by rmi, in the arguments or the result of a call",
-        )),
+        None => {
+            let reason =
+                "a remote reference can only be decoded by rmi, in the arguments or the result of a call";
+            crate::context::refuse_reference(reason.to_owned());
+            Err(D::Error::custom(reason))
+        }
     })
 }

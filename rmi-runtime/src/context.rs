@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use rmi_core::EndpointId;
+use rmi_core::{EndpointId, Error};
 
 use crate::connection::Connection;
 use crate::endpoint::EndpointInner;
@@ -19,6 +19,38 @@ scoped_tls::scoped_thread_local!(
     /// Where the bytes being decoded came from; set around the decoding of a reply.
     static DECODING: CallContext
 );
+scoped_tls::scoped_thread_local!(
+    /// The endpoint the bytes being encoded go to; set around the encoding of a request.
+    static ENCODING_FOR: EndpointId
+);
+
+thread_local! {
+    /// Why the last remote reference decoded on this thread was refused: the codec keeps only
+    /// that decoding failed, not the reason.
+    static REFUSED: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `encode` with `to` as the endpoint that receives the bytes it encodes.
+pub(crate) fn encoding_for<R>(to: EndpointId, encode: impl FnOnce() -> R) -> R {
+    ENCODING_FOR.set(&to, encode)
+}
+
+/// The endpoint the bytes being encoded go to, when known: the callee of a request being encoded,
+/// else the caller of the call being served (whose reply is being encoded).
+pub(crate) fn destination() -> Option<EndpointId> {
+    if ENCODING_FOR.is_set() {
+        Some(ENCODING_FOR.with(|to| *to))
+    } else if SERVING.is_set() {
+        Some(SERVING.with(CallContext::peer_endpoint))
+    } else {
+        None
+    }
+}
+
+/// Records why a remote reference was refused, for the error of the decode that fails.
+pub(crate) fn refuse_reference(reason: String) {
+    REFUSED.with(|refused| *refused.borrow_mut() = Some(reason));
+}
 
 /// Who is calling: the connection a served call arrived on, or this endpoint itself when the call
 /// came through a proxy to an object of the same endpoint (which skips the network).
@@ -132,9 +164,14 @@ impl CallContext {
         }
     }
 
-    /// Runs `decode` with this context as the origin of the bytes it decodes.
-    pub(crate) fn decoding<R>(&self, decode: impl FnOnce() -> R) -> R {
-        DECODING.set(self, decode)
+    /// Runs `decode` with this context as the origin of the bytes it decodes; a decoding error
+    /// caused by a refused reference says why it was refused.
+    pub(crate) fn decoding<T>(&self, decode: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+        REFUSED.with(|refused| refused.borrow_mut().take());
+        DECODING.set(self, decode).map_err(|error| match (error, REFUSED.with(|r| r.borrow_mut().take())) {
+            (Error::Decode(message), Some(reason)) => Error::Decode(format!("{message}: {reason}")),
+            (error, _) => error,
+        })
     }
 }
 

@@ -30,12 +30,33 @@ struct Collected {
     local: usize,
     /// Peers holding it.
     holders: usize,
-    /// Until when a reference to it that was sent is protected.
-    transit_until: Option<Instant>,
+    /// References to it sent and not yet acknowledged by their receivers, by receiver.
+    transit: Vec<Transit>,
     pinned: bool,
     /// Whether it was referenced when last looked at, to tell `unreferenced` once per change.
     referenced: bool,
     unreferenced: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+/// References to an object sent to one receiver (`None`: unknown) and not yet acknowledged.
+struct Transit {
+    to: Option<EndpointId>,
+    count: u32,
+    /// One lease after the last was sent: then they are taken for lost.
+    until: Instant,
+}
+
+impl Collected {
+    /// `count` references sent to `to` arrived.
+    fn received(&mut self, to: EndpointId, count: u32) {
+        if let Some(i) = self.transit.iter().position(|t| t.to == Some(to)) {
+            let transit = &mut self.transit[i];
+            transit.count = transit.count.saturating_sub(count);
+            if transit.count == 0 {
+                self.transit.swap_remove(i);
+            }
+        }
+    }
 }
 
 /// A peer holding collected objects.
@@ -77,7 +98,7 @@ impl Exports {
             Collected {
                 local: 1,
                 holders: 0,
-                transit_until: None,
+                transit: Vec::new(),
                 pinned: options.pinned,
                 referenced: true,
                 unreferenced: options.unreferenced,
@@ -86,13 +107,14 @@ impl Exports {
         self.ensure_sweeper(&mut state, endpoint);
     }
 
-    /// A stub of this process now holds `object`; whether it is a collected object (and so the
-    /// stub must call [`Exports::release_local`] when it goes).
-    pub(crate) fn acquire_local(&self, object: ObjectId) -> bool {
+    /// A stub of this process now holds `object` (a reference to it arrived here); whether it is
+    /// a collected object (and so the stub must call [`Exports::release_local`] when it goes).
+    pub(crate) fn acquire_local(&self, endpoint: &EndpointInner, object: ObjectId) -> bool {
         let mut state = self.state();
         let Some(collected) = state.objects.get_mut(&object) else { return false };
         collected.local += 1;
         collected.referenced = true;
+        collected.received(endpoint.id, 1);
         true
     }
 
@@ -107,21 +129,28 @@ impl Exports {
         aftermath.run(endpoint);
     }
 
-    /// A reference to `object` was sent: it is protected for one lease, until its receiver
-    /// registers it.
-    pub(crate) fn sent(&self, endpoint: &Arc<EndpointInner>, object: ObjectId) {
+    /// A reference to `object` was sent to `to` (if known): it is protected until its receiver
+    /// acknowledges it, for one lease at most.
+    pub(crate) fn sent(&self, endpoint: &Arc<EndpointInner>, object: ObjectId, to: Option<EndpointId>) {
         let mut state = self.state();
         let Some(collected) = state.objects.get_mut(&object) else { return };
-        collected.transit_until = Some(Instant::now() + endpoint.config.dgc_lease);
+        let until = Instant::now() + endpoint.config.dgc_lease;
+        match collected.transit.iter_mut().find(|t| t.to == to) {
+            Some(transit) => {
+                transit.count = transit.count.saturating_add(1);
+                transit.until = until;
+            }
+            None => collected.transit.push(Transit { to, count: 1, until }),
+        }
         self.ensure_sweeper(&mut state, endpoint);
     }
 
-    /// Peer `peer` holds `objects`.
+    /// Peer `peer` holds `objects` and received each that many times since it last said so.
     pub(crate) fn dirty(
         &self,
         endpoint: &Arc<EndpointInner>,
         peer: EndpointId,
-        objects: &[ObjectId],
+        objects: &[(ObjectId, u32)],
     ) -> Result<Grant, DgcError> {
         let lease = endpoint.config.dgc_lease;
         let mut state = self.state();
@@ -136,13 +165,14 @@ impl Exports {
             .or_insert_with(|| Holder { until: Instant::now() + lease, objects: HashSet::new() });
         holder.until = Instant::now() + lease;
         let mut grant = Grant { lease, permanent: Vec::new(), unknown: Vec::new() };
-        for &object in objects {
+        for &(object, received) in objects {
             match state.objects.get_mut(&object) {
                 Some(collected) => {
                     if holder.objects.insert(object) {
                         collected.holders += 1;
                         collected.referenced = true;
                     }
+                    collected.received(peer, received);
                 }
                 None if endpoint.table.contains(&object) => grant.permanent.push(object),
                 None => grant.unknown.push(object),
@@ -152,21 +182,21 @@ impl Exports {
         Ok(grant)
     }
 
-    /// Peer `peer` holds `objects` no more.
-    pub(crate) fn clean(&self, endpoint: &EndpointInner, peer: EndpointId, objects: &[ObjectId]) {
+    /// Peer `peer` holds `objects` no more; it received each that many times since it last said.
+    pub(crate) fn clean(&self, endpoint: &EndpointInner, peer: EndpointId, objects: &[(ObjectId, u32)]) {
         let aftermath = {
             let mut state = self.state();
             let state = &mut *state;
-            let Some(holder) = state.holders.get_mut(&peer) else { return };
+            let mut holder = state.holders.get_mut(&peer);
             let now = Instant::now();
             let mut aftermath = Aftermath::default();
-            for object in objects {
-                if holder.objects.remove(object)
-                    && let Some(collected) = state.objects.get_mut(object)
-                {
+            for &(object, received) in objects {
+                let Some(collected) = state.objects.get_mut(&object) else { continue };
+                if holder.as_mut().is_some_and(|holder| holder.objects.remove(&object)) {
                     collected.holders = collected.holders.saturating_sub(1);
-                    aftermath.join(settle_one(endpoint, &mut state.objects, *object, now));
                 }
+                collected.received(peer, received);
+                aftermath.join(settle_one(endpoint, &mut state.objects, object, now));
             }
             aftermath
         };
@@ -285,12 +315,10 @@ fn settle_one(
 ) -> Aftermath {
     let mut aftermath = Aftermath::default();
     let Some(collected) = objects.get_mut(&object) else { return aftermath };
-    if collected.transit_until.is_some_and(|until| until <= now) {
-        collected.transit_until = None;
-    }
+    collected.transit.retain(|t| t.until > now);
     let referenced = collected.local > 0
         || collected.holders > 0
-        || collected.transit_until.is_some()
+        || !collected.transit.is_empty()
         || endpoint.binder_leases.binds(endpoint.id, object);
     if referenced {
         collected.referenced = true;

@@ -36,6 +36,8 @@ struct Owner {
 struct Held {
     /// Live stubs (each shared by its clones).
     count: usize,
+    /// References to it received since the last `dirty`, to acknowledge.
+    received: u32,
     state: HeldState,
     /// Until when to keep the hold after the last stub is gone: the reference was passed on.
     linger_until: Option<Instant>,
@@ -54,8 +56,8 @@ enum HeldState {
 /// What a keeper is to send next.
 #[derive(Default)]
 struct Plan {
-    dirty: Vec<ObjectId>,
-    clean: Vec<ObjectId>,
+    dirty: Vec<(ObjectId, u32)>,
+    clean: Vec<(ObjectId, u32)>,
     /// Whether a lease is to be kept.
     renew: bool,
     /// The earliest end of a lingering hold.
@@ -100,13 +102,13 @@ impl Holds {
         }
         let held = owner.objects.entry(reference.object).or_insert(Held {
             count: 0,
+            received: 0,
             state: HeldState::New,
             linger_until: None,
         });
         held.count += 1;
-        if held.count == 1 && held.state == HeldState::New {
-            owner.wake.notify_one();
-        }
+        held.received = held.received.saturating_add(1);
+        owner.wake.notify_one();
         true
     }
 
@@ -147,10 +149,14 @@ impl Holds {
         o.objects.retain(|object, held| {
             if held.count > 0 {
                 match held.state {
-                    HeldState::New => plan.dirty.push(*object),
-                    HeldState::Registered => plan.renew = true,
-                    HeldState::Untracked => {}
+                    // Registered or not, receipts are acknowledged: the owner protects a
+                    // reference in transit until its receiver says it arrived.
+                    HeldState::New | HeldState::Registered if held.received > 0 => {
+                        plan.dirty.push((*object, held.received));
+                    }
+                    _ => {}
                 }
+                plan.renew |= held.state == HeldState::Registered;
                 return true;
             }
             if let Some(until) = held.linger_until.filter(|until| *until > now) {
@@ -158,8 +164,8 @@ impl Holds {
                 plan.renew |= held.state == HeldState::Registered;
                 return true;
             }
-            if held.state == HeldState::Registered {
-                plan.clean.push(*object);
+            if held.state == HeldState::Registered || held.received > 0 {
+                plan.clean.push((*object, held.received));
             }
             false
         });
@@ -171,16 +177,17 @@ impl Holds {
     }
 
     /// Records what the owner said to a `dirty`.
-    fn registered(&self, owner: EndpointId, grant: &Grant, sent: &[ObjectId]) {
+    fn registered(&self, owner: EndpointId, grant: &Grant, sent: &[(ObjectId, u32)]) {
         let mut owners = self.owners();
         let Some(o) = owners.get_mut(&owner) else { return };
         o.lease = grant.lease;
-        for object in sent {
-            if let Some(held) = o.objects.get_mut(object)
-                && held.state == HeldState::New
-            {
-                let untracked = grant.permanent.contains(object) || grant.unknown.contains(object);
-                held.state = if untracked { HeldState::Untracked } else { HeldState::Registered };
+        for (object, received) in sent {
+            if let Some(held) = o.objects.get_mut(object) {
+                held.received = held.received.saturating_sub(*received);
+                if held.state == HeldState::New {
+                    let untracked = grant.permanent.contains(object) || grant.unknown.contains(object);
+                    held.state = if untracked { HeldState::Untracked } else { HeldState::Registered };
+                }
             }
         }
     }
@@ -191,6 +198,7 @@ impl Holds {
             for held in o.objects.values_mut() {
                 if held.state == HeldState::Registered {
                     held.state = HeldState::New;
+                    held.received = held.received.max(1);
                 }
             }
             o.wake.notify_one();

@@ -139,10 +139,12 @@ pub(crate) enum DgcError {
 /// The garbage collector of an endpoint, as its peers call it.
 #[rmi_macros::remote(crate = "crate", name = "rmi.Dgc")]
 pub(crate) trait Dgc {
-    /// The caller holds references to `objects`; renews its lease.
-    async fn dirty(&self, objects: Vec<ObjectId>) -> Result<Grant, DgcError>;
-    /// The caller holds no more references to `objects`.
-    async fn clean(&self, objects: Vec<ObjectId>);
+    /// The caller holds references to `objects`, and received each that many times since its
+    /// last `dirty`; renews its lease.
+    async fn dirty(&self, objects: Vec<(ObjectId, u32)>) -> Result<Grant, DgcError>;
+    /// The caller holds no more references to `objects`, and received each that many times since
+    /// its last `dirty`.
+    async fn clean(&self, objects: Vec<(ObjectId, u32)>);
     /// The caller still holds what it registered: renews its lease, and returns it.
     async fn renew(&self) -> Result<Duration, DgcError>;
 }
@@ -161,12 +163,12 @@ impl DgcService {
 }
 
 impl Dgc for DgcService {
-    async fn dirty(&self, objects: Vec<ObjectId>) -> Result<Grant, DgcError> {
+    async fn dirty(&self, objects: Vec<(ObjectId, u32)>) -> Result<Grant, DgcError> {
         let Some((endpoint, peer)) = self.caller() else { return Err(DgcError::NoLease) };
         endpoint.exports.dirty(&endpoint, peer, &objects)
     }
 
-    async fn clean(&self, objects: Vec<ObjectId>) {
+    async fn clean(&self, objects: Vec<(ObjectId, u32)>) {
         if let Some((endpoint, peer)) = self.caller() {
             endpoint.exports.clean(&endpoint, peer, &objects);
         }
