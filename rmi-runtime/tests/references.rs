@@ -529,3 +529,36 @@ async fn a_reference_of_another_interface_is_refused_when_decoded() {
         postcard::to_allocvec(&server.export(SessionSkeleton::new(OneSession(AtomicUsize::new(0))))).unwrap();
     assert!(postcard::from_bytes::<SessionClient>(&bytes).is_err());
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_object_bound_in_a_binder_stays_until_unbound() {
+    use rmi_runtime::binder::{BinderConfig, BinderService, Naming};
+
+    let lease = Duration::from_secs(1);
+    let binder = Endpoint::new();
+    let binder_address = binder.listen("memory://refs-bound-binder").await.unwrap();
+    let _service = BinderService::serve(&binder, BinderConfig::default().lease(lease)).unwrap();
+
+    let server = Endpoint::with_config(Config::default().dgc_lease(lease));
+    server.listen("memory://refs-bound-server").await.unwrap();
+    let (tx, mut gone) = mpsc::unbounded_channel();
+    let options = Export::new().on_unreferenced(move || {
+        let _ = tx.send(());
+    });
+    let session = SessionClient::export_with(&server, Arc::new(OneSession(AtomicUsize::new(0))), options);
+    let naming = Naming::connect(&server, &binder_address).await.unwrap();
+    naming.bind("session", &session.reference()).await.unwrap();
+    drop(session);
+
+    tokio::time::sleep(lease * 5).await;
+    assert_eq!(server.exported_count(), 1, "a bound object was collected");
+    let client = Endpoint::new();
+    let found: SessionClient =
+        Naming::connect(&client, &binder_address).await.unwrap().lookup("session").await.unwrap();
+    assert_eq!(found.touch().await.unwrap(), 1);
+    drop(found);
+
+    naming.unbind("session").await.unwrap();
+    within(10, gone.recv()).await.unwrap();
+    assert_eq!(server.exported_count(), 0);
+}

@@ -188,3 +188,75 @@ pub mod v2 {
         async fn get(&self) -> u32;
     }
 }
+
+/// An object handed out by reference: says hello, and who called it.
+#[remote]
+pub trait Greeter {
+    /// A greeting naming the greeter.
+    async fn hello(&self) -> String;
+    /// The endpoint that made this call, as the greeter's endpoint saw it.
+    async fn caller(&self) -> rmi_runtime::EndpointId;
+}
+
+/// A hub that makes greeters (a factory) and calls greeters it is given.
+#[remote]
+pub trait Hub {
+    /// A new greeter named `name`, collected when nobody holds it.
+    async fn make_greeter(&self, name: String) -> GreeterClient;
+    /// Calls `greeter`: what it said, and whom it saw calling.
+    async fn call_it(&self, greeter: GreeterClient) -> Result<(String, rmi_runtime::EndpointId), String>;
+}
+
+/// The servant behind [`Greeter`].
+#[derive(Debug)]
+pub struct GreeterImpl {
+    name: String,
+}
+
+impl Greeter for GreeterImpl {
+    async fn hello(&self) -> String {
+        format!("hello from {}", self.name)
+    }
+
+    async fn caller(&self) -> rmi_runtime::EndpointId {
+        rmi_runtime::CallContext::current().map(|cx| cx.peer_endpoint()).expect("called in a call")
+    }
+}
+
+/// The servant behind [`Hub`]: exports greeters on its endpoint; `unreferenced` is told when one
+/// becomes unreferenced.
+#[derive(Debug)]
+pub struct HubImpl {
+    endpoint: rmi_runtime::Endpoint,
+    unreferenced: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+}
+
+impl HubImpl {
+    /// A hub exporting its greeters on `endpoint`, telling `unreferenced` (if given) the name of each
+    /// greeter that became unreferenced.
+    pub fn new(
+        endpoint: rmi_runtime::Endpoint,
+        unreferenced: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    ) -> Self {
+        Self { endpoint, unreferenced }
+    }
+}
+
+impl Hub for HubImpl {
+    async fn make_greeter(&self, name: String) -> GreeterClient {
+        let mut options = rmi_runtime::Export::new();
+        if let Some(tell) = self.unreferenced.clone() {
+            let gone = name.clone();
+            options = options.on_unreferenced(move || {
+                let _ = tell.send(gone.clone());
+            });
+        }
+        GreeterClient::export_with(&self.endpoint, std::sync::Arc::new(GreeterImpl { name }), options)
+    }
+
+    async fn call_it(&self, greeter: GreeterClient) -> Result<(String, rmi_runtime::EndpointId), String> {
+        let said = greeter.hello().await.map_err(|e| e.to_string())?;
+        let seen = greeter.caller().await.map_err(|e| e.to_string())?;
+        Ok((said, seen))
+    }
+}

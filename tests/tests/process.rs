@@ -18,6 +18,8 @@ async fn a_server_killed_mid_call_gives_the_caller_an_error_within_its_deadline(
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next_line().await.unwrap().expect("the server announces its address");
     let addr = first.strip_prefix("LISTENING ").expect("LISTENING line").parse().unwrap();
+    let second = lines.next_line().await.unwrap().expect("the server announces its endpoint");
+    assert!(second.starts_with("ENDPOINT "), "{second}");
 
     let calc: CalculatorClient = Endpoint::new().proxy_at(&addr, ObjectId::from_u128(1)).await.unwrap();
     assert_eq!(calc.add(20, 22).await.unwrap(), 42);

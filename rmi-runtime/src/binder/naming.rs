@@ -138,11 +138,17 @@ impl Naming {
                 self.endpoint.inner().binder_leases.hold(&self.endpoint, address, name, held, lease);
             }
             Target::Local(service) => {
+                let object = (reference.endpoint == self.endpoint.id()).then_some(reference.object);
                 let reference = reference.clone();
                 if replace {
                     Binder::rebind(service, name, reference, interface_name, secret).await?;
                 } else {
                     Binder::bind(service, name, reference, interface_name, secret).await?;
+                }
+                // A binder in this process holds no lease: a collected object bound there is
+                // pinned (it stays until unpinned or unexported).
+                if let Some(object) = object {
+                    self.endpoint.pin(object);
                 }
             }
         }

@@ -75,12 +75,12 @@ struct Aftermath {
 
 impl Aftermath {
     fn run(self, endpoint: &EndpointInner) {
-        for notify in self.notify {
-            notify();
-        }
         for object in self.unexport {
             tracing::debug!(%object, "unreferenced; unexported");
             endpoint.table.remove(&object);
+        }
+        for notify in self.notify {
+            notify();
         }
     }
 }

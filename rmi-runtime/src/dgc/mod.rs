@@ -91,7 +91,7 @@ impl Export {
 
     /// Calls `notify` each time the object becomes unreferenced: no stub for it alive in this
     /// process, no peer holding it, no reference to it in transit, no binding. An object that is not
-    /// pinned is then unexported (just after `notify` returns).
+    /// pinned has been unexported by then.
     ///
     /// `notify` runs on whichever thread noticed (the one dropping the last stub, or the
     /// collector's task); it must not block.

@@ -8,12 +8,18 @@
 //! `NAME` (presenting the secret `S` if given). On success it prints `BOUND <NAME>` and serves (its
 //! endpoint renewing the entry's lease) until killed; on failure it prints `BIND-ERROR <error>` and
 //! exits with status 1. Bad arguments exit with status 2.
+//!
+//! Every mode also exports a `Hub` under object id 2 (greeters by reference) and prints
+//! `ENDPOINT <endpoint id>` after `LISTENING`.
+//!
+//! With `hold ADDRESS N` it is a client: it asks the hub of the endpoint at `ADDRESS` for `N`
+//! greeters, calls each, prints `HOLDING N` and holds them (renewing their leases) until killed.
 
 use std::io::Write;
 
 use rmi_runtime::binder::Naming;
 use rmi_runtime::{Address, Endpoint, ObjectId, Secret};
-use rmi_tests::services::{CalculatorImpl, CalculatorSkeleton};
+use rmi_tests::services::{CalculatorImpl, CalculatorSkeleton, HubClient, HubImpl, HubSkeleton};
 
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
@@ -34,16 +40,31 @@ struct BindArgs {
     secret: Option<Secret>,
 }
 
+/// What the process does besides serving.
+enum Mode {
+    Serve,
+    Bind(BindArgs),
+    Hold(Address, usize),
+}
+
 fn usage(problem: &str) -> ! {
-    eprintln!("rmi-test-server: {problem}\nusage: rmi-test-server [bind BINDER NAME [--secret S]]");
+    eprintln!(
+        "rmi-test-server: {problem}\nusage: rmi-test-server [bind BINDER NAME [--secret S] | hold ADDRESS N]"
+    );
     std::process::exit(2);
 }
 
-fn parse_args() -> Option<BindArgs> {
+fn parse_args() -> Mode {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
-        None => return None,
+        None => return Mode::Serve,
         Some("bind") => {}
+        Some("hold") => {
+            let address = args.next().unwrap_or_else(|| usage("missing ADDRESS"));
+            let address = address.parse().unwrap_or_else(|e| usage(&format!("bad address `{address}`: {e}")));
+            let n = args.next().and_then(|n| n.parse().ok()).unwrap_or_else(|| usage("missing N"));
+            return Mode::Hold(address, n);
+        }
         Some(other) => usage(&format!("unknown mode `{other}`")),
     }
     let binder = args.next().unwrap_or_else(|| usage("missing BINDER"));
@@ -56,7 +77,22 @@ fn parse_args() -> Option<BindArgs> {
             other => usage(&format!("unknown argument `{other}`")),
         }
     }
-    Some(BindArgs { binder, name, secret })
+    Mode::Bind(BindArgs { binder, name, secret })
+}
+
+/// Holds `n` greeters of the hub at `address` until killed.
+async fn hold(endpoint: &Endpoint, address: &Address, n: usize) -> Result<(), rmi_runtime::Error> {
+    let hub: HubClient = endpoint.proxy_at(address, ObjectId::from_u128(2)).await?;
+    let mut greeters = Vec::new();
+    for i in 0..n {
+        let greeter = hub.make_greeter(format!("greeter {i}")).await?;
+        greeter.hello().await?;
+        greeters.push(greeter);
+    }
+    say(&format!("HOLDING {n}"));
+    std::future::pending::<()>().await;
+    drop(greeters);
+    Ok(())
 }
 
 async fn bind(endpoint: &Endpoint, args: BindArgs) -> Result<(), rmi_runtime::Error> {
@@ -70,7 +106,7 @@ async fn bind(endpoint: &Endpoint, args: BindArgs) -> Result<(), rmi_runtime::Er
 
 #[tokio::main]
 async fn main() -> Result<(), rmi_runtime::Error> {
-    let bind_args = parse_args();
+    let mode = parse_args();
     let endpoint = Endpoint::new();
     let addr = endpoint.listen("tcp://127.0.0.1:0").await?;
     endpoint
@@ -79,9 +115,15 @@ async fn main() -> Result<(), rmi_runtime::Error> {
             CalculatorSkeleton::new(CalculatorImpl::with_hang_hook(announce_hang)),
         )
         .expect("id 1 is free");
+    endpoint
+        .export_with_id(ObjectId::from_u128(2), HubSkeleton::new(HubImpl::new(endpoint.clone(), None)))
+        .expect("id 2 is free");
     say(&format!("LISTENING {addr}"));
-    if let Some(args) = bind_args {
-        say(&format!("ENDPOINT {}", endpoint.id()));
+    say(&format!("ENDPOINT {}", endpoint.id()));
+    if let Mode::Hold(address, n) = &mode {
+        hold(&endpoint, address, *n).await?;
+    }
+    if let Mode::Bind(args) = mode {
         let name = args.name.clone();
         match bind(&endpoint, args).await {
             Ok(()) => say(&format!("BOUND {name}")),
