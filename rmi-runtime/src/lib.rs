@@ -18,6 +18,7 @@
 //! | [`transport`] | TCP, Unix, memory behind one small [`Listener`](transport::Listener) trait |
 //! | [`binder`] | the naming service: register objects by name, look them up by name or interface, leases |
 //! | [`CallContext`] | who is calling, for a servant: the peer's endpoint id, origin and connection |
+//! | [`dgc`] / [`Export`] | objects passed by reference, and collected when nobody holds them (leases) |
 //!
 //! The wire protocol is described in `docs/PROTOCOL.md`.
 //!
@@ -64,6 +65,57 @@
 //! assert_eq!(calc.div(1, 0).await?, Err(MathError::DivideByZero));
 //!
 //! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Objects by reference
+//!
+//! A generated `{Trait}Client` is also the interface's reference type: in a method's arguments or
+//! result (or nested inside them) it travels by reference, and the receiver gets a working stub for
+//! the same object. A factory method creates objects with `{Trait}Client::export`; they are
+//! collected when no stub for them is left anywhere ([`dgc`]):
+//!
+//! ```
+//! use rmi_runtime::{Endpoint, Error, remote};
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//!
+//! #[remote]
+//! pub trait Counter {
+//!     /// Adds one and returns the count.
+//!     async fn next(&self) -> u32;
+//! }
+//!
+//! #[remote]
+//! pub trait Factory {
+//!     /// A new counter of its own for the caller, by reference.
+//!     async fn open(&self) -> CounterClient;
+//! }
+//!
+//! struct Count(AtomicU32);
+//!
+//! impl Counter for Count {
+//!     async fn next(&self) -> u32 {
+//!         self.0.fetch_add(1, Ordering::Relaxed) + 1
+//!     }
+//! }
+//!
+//! struct Counters(Endpoint);
+//!
+//! impl Factory for Counters {
+//!     async fn open(&self) -> CounterClient {
+//!         CounterClient::export(&self.0, Count(AtomicU32::new(0)))
+//!     }
+//! }
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Error> {
+//! let server = Endpoint::new();
+//! server.listen("tcp://127.0.0.1:0").await?;
+//! let factory = server.export(FactorySkeleton::new(Counters(server.clone())));
+//!
+//! let factory: FactoryClient = Endpoint::new().proxy(&factory).await?;
+//! let (a, b) = (factory.open().await?, factory.open().await?);
+//! assert_eq!((a.next().await?, a.next().await?, b.next().await?), (1, 2, 1));
+//! assert_eq!(server.exported_count(), 3); // the factory and two counters
 //! # Ok(()) }
 //! ```
 //!

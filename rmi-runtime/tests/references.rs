@@ -562,3 +562,50 @@ async fn an_object_bound_in_a_binder_stays_until_unbound() {
     within(10, gone.recv()).await.unwrap();
     assert_eq!(server.exported_count(), 0);
 }
+
+/// Hands out references it makes up: to objects of endpoints that do not exist.
+#[remote]
+pub trait Forger {
+    /// `n` references, each to an object of another made-up endpoint.
+    async fn forged(&self, n: u32) -> Vec<RemoteRef>;
+}
+
+struct Forgeries;
+
+impl Forger for Forgeries {
+    async fn forged(&self, n: u32) -> Vec<RemoteRef> {
+        let hello = <HelloClient as Stub>::DESCRIPTOR;
+        (0..n)
+            .map(|i| RemoteRef {
+                endpoint: EndpointId::random(),
+                address: Some(format!("memory://refs-forged-nowhere-{i}").parse().unwrap()),
+                object: rmi_runtime::ObjectId::random(),
+                interface: hello.id,
+                version: hello.version,
+                collected: true,
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn references_to_countless_endpoints_hold_at_most_the_limit() {
+    let server = Endpoint::new();
+    server.listen("memory://refs-forger").await.unwrap();
+    let forger = server.export(ForgerSkeleton::new(Forgeries));
+    let client = Endpoint::with_config(Config::default().max_held_endpoints(2));
+    let forger: ForgerClient = client.proxy(&forger).await.unwrap();
+
+    // The made-up references arrive as greeters (the same bytes on the wire).
+    let op = ForgerOp::Forged.id();
+    let greeters =
+        forger.proxy().call::<_, Vec<HelloClient>, NoError>(op, "forged", &(50u32,)).await.unwrap().unwrap();
+    assert_eq!(greeters.len(), 50);
+    assert_eq!(client.held_count(), 2, "held objects of more endpoints than the limit");
+    // They fail like any unreachable object, without harm to the rest.
+    let r = within(10, greeters[0].hello()).await;
+    assert!(matches!(r, Err(Error::Connect { .. })), "{r:?}");
+    assert_eq!(within(10, forger.forged(1)).await.unwrap().len(), 1);
+    drop(greeters);
+    within(10, client.shutdown()).await;
+}
