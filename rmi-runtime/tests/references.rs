@@ -373,21 +373,31 @@ impl Factory for Sessions {
     }
 }
 
-/// A server endpoint with a factory (exported for good), and its unreferenced sessions.
-async fn factory_server(address: &str, config: Config) -> (Endpoint, RemoteRef, mpsc::UnboundedReceiver<()>) {
-    let endpoint = Endpoint::with_config(config);
-    endpoint.listen(address).await.unwrap();
-    let (gone, rx) = mpsc::unbounded_channel();
-    let reference = endpoint.export(FactorySkeleton::new(Sessions { endpoint: endpoint.clone(), gone }));
-    (endpoint, reference, rx)
+/// A server endpoint with a factory (exported for good), a client endpoint with a stub for it, the
+/// server's unreferenced sessions, and how many objects the server exported before any session.
+struct Factories {
+    server: Endpoint,
+    client: Endpoint,
+    factory: FactoryClient,
+    gone: mpsc::UnboundedReceiver<()>,
+    baseline: usize,
+}
+
+async fn factories(address: &str, config: Config) -> Factories {
+    let server = Endpoint::with_config(config);
+    server.listen(address).await.unwrap();
+    let (tell, gone) = mpsc::unbounded_channel();
+    let reference = server.export(FactorySkeleton::new(Sessions { endpoint: server.clone(), gone: tell }));
+    let client = Endpoint::new();
+    let factory = client.proxy(&reference).await.unwrap();
+    let baseline = server.exported_count();
+    Factories { server, client, factory, gone, baseline }
 }
 
 #[tokio::test]
 async fn ten_thousand_references_created_and_dropped_leave_the_table_as_it_was() {
-    let (server, factory, mut gone) = factory_server("memory://refs-10k", Config::default()).await;
-    let client = Endpoint::new();
-    let factory: FactoryClient = client.proxy(&factory).await.unwrap();
-    let baseline = server.exported_count();
+    let Factories { server, client, factory, mut gone, baseline } =
+        factories("memory://refs-10k", Config::default()).await;
     const N: usize = 10_000;
     let mut batch = Vec::new();
     for i in 0..N {
@@ -412,11 +422,8 @@ async fn ten_thousand_references_created_and_dropped_leave_the_table_as_it_was()
 #[tokio::test(start_paused = true)]
 async fn holding_a_reference_keeps_its_object_past_many_leases() {
     let lease = Duration::from_secs(1);
-    let (server, factory, mut gone) =
-        factory_server("memory://refs-hold", Config::default().dgc_lease(lease)).await;
-    let client = Endpoint::new();
-    let factory: FactoryClient = client.proxy(&factory).await.unwrap();
-    let baseline = server.exported_count();
+    let Factories { server, factory, mut gone, baseline, .. } =
+        factories("memory://refs-hold", Config::default().dgc_lease(lease)).await;
     let session = factory.open().await.unwrap();
     let copy = session.clone();
     drop(session); // clones share one hold
@@ -434,11 +441,8 @@ async fn holding_a_reference_keeps_its_object_past_many_leases() {
 #[tokio::test(start_paused = true)]
 async fn a_holder_that_stops_renewing_loses_its_holds_when_its_lease_ends() {
     let lease = Duration::from_secs(2);
-    let (server, factory, mut gone) =
-        factory_server("memory://refs-dead", Config::default().dgc_lease(lease)).await;
-    let client = Endpoint::new();
-    let factory: FactoryClient = client.proxy(&factory).await.unwrap();
-    let baseline = server.exported_count();
+    let Factories { server, client, factory, mut gone, baseline } =
+        factories("memory://refs-dead", Config::default().dgc_lease(lease)).await;
     let sessions: Vec<_> = futures_join(&factory, 5).await;
     assert_eq!(server.exported_count(), baseline + 5);
 
@@ -469,11 +473,8 @@ async fn futures_join(factory: &FactoryClient, n: usize) -> Vec<SessionClient> {
 #[tokio::test(start_paused = true)]
 async fn a_reference_in_transit_is_kept_one_lease_for_its_receiver() {
     let lease = Duration::from_secs(1);
-    let (server, factory, mut gone) =
-        factory_server("memory://refs-transit", Config::default().dgc_lease(lease)).await;
-    let client = Endpoint::new();
-    let factory: FactoryClient = client.proxy(&factory).await.unwrap();
-    let baseline = server.exported_count();
+    let Factories { server, client, factory, mut gone, baseline } =
+        factories("memory://refs-transit", Config::default().dgc_lease(lease)).await;
 
     // Read the reply as a plain reference: nobody registers it.
     let open = FactoryOp::Open.id();
@@ -516,9 +517,8 @@ async fn pinned_objects_stay_and_are_told_when_unreferenced() {
 
 #[tokio::test]
 async fn a_reference_of_another_interface_is_refused_when_decoded() {
-    let (server, factory, _gone) = factory_server("memory://refs-wrong-interface", Config::default()).await;
-    let client = Endpoint::new();
-    let factory: FactoryClient = client.proxy(&factory).await.unwrap();
+    let Factories { server, factory, .. } =
+        factories("memory://refs-wrong-interface", Config::default()).await;
     let open = FactoryOp::Open.id();
     // The reply holds a SessionClient; decoding it as a HelloClient must fail, not mistype it.
     let r = factory.proxy().call::<_, HelloClient, NoError>(open, "open", &()).await;

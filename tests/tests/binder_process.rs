@@ -3,13 +3,14 @@
 //! and a server's death shows as its entry running out within one lease.
 
 use std::future::Future;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use rmi_runtime::binder::{Access, BinderConfig, BinderService, Naming};
 use rmi_runtime::{Address, BinderError, Binding, Endpoint, EndpointId, Error, Secret, Stub};
+use rmi_tests::process::TestServer;
 use rmi_tests::services::{AccountClient, CalculatorClient};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::io::{BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::Instant;
 
@@ -63,19 +64,12 @@ struct ServerProcess {
 impl ServerProcess {
     /// Starts `rmi-test-server bind BINDER NAME [--secret S]` and reads its address and endpoint id.
     async fn spawn(binder: &Address, name: &str, secret: Option<&str>) -> ServerProcess {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_rmi-test-server"));
-        command.arg("bind").arg(binder.to_string()).arg(name);
+        let mut args = vec!["bind".to_owned(), binder.to_string(), name.to_owned()];
         if let Some(secret) = secret {
-            command.arg("--secret").arg(secret);
+            args.extend(["--secret".to_owned(), secret.to_owned()]);
         }
-        let mut child =
-            command.stdout(Stdio::piped()).kill_on_drop(true).spawn().expect("start the test server");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let listening = next_line(&mut lines).await;
-        let address = listening.strip_prefix("LISTENING ").expect("a LISTENING line").parse().unwrap();
-        let endpoint = next_line(&mut lines).await;
-        let endpoint = endpoint.strip_prefix("ENDPOINT ").expect("an ENDPOINT line");
-        let endpoint = EndpointId::from_u128(u128::from_str_radix(endpoint, 16).expect("a hex endpoint id"));
+        let TestServer { child, lines, address, endpoint } =
+            TestServer::spawn(env!("CARGO_BIN_EXE_rmi-test-server").as_ref(), args).await;
         ServerProcess { child, lines, address, endpoint }
     }
 
@@ -118,10 +112,7 @@ impl ServerProcess {
 }
 
 async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
-    within("a line from the server", lines.next_line())
-        .await
-        .expect("read the server's output")
-        .expect("the server ended its output early")
+    rmi_tests::process::next_line(lines).await
 }
 
 fn names(entries: &[Binding]) -> Vec<&str> {

@@ -2,63 +2,25 @@
 //! object's own host, and a process killed while holding references lets their objects go within
 //! one lease (while a live one keeps them for as long as it likes).
 
-use std::future::Future;
-use std::process::Stdio;
 use std::time::Duration;
 
-use rmi_runtime::{Address, Config, Endpoint, EndpointId, ObjectId, Stub};
+use rmi_runtime::{Config, Endpoint, ObjectId, Stub};
+use rmi_tests::process::{TestServer, within};
 use rmi_tests::services::{HubClient, HubImpl, HubSkeleton};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// The longest any single step may take before the test fails instead of hanging.
-const STEP: Duration = Duration::from_secs(20);
 /// The hub's object id in `rmi-test-server`.
 const HUB: ObjectId = ObjectId::from_u128(2);
 
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(STEP, future).await.unwrap_or_else(|_| panic!("timed out: {what}"))
-}
-
-/// A running `rmi-test-server`; killed when dropped.
-struct Process {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-    address: Address,
-    endpoint: EndpointId,
-}
-
-impl Process {
-    async fn spawn(args: &[&str]) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rmi-test-server"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the test server");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let listening = next_line(&mut lines).await;
-        let address = listening.strip_prefix("LISTENING ").expect("a LISTENING line").parse().unwrap();
-        let endpoint = next_line(&mut lines).await;
-        let endpoint = endpoint.strip_prefix("ENDPOINT ").expect("an ENDPOINT line");
-        let endpoint = EndpointId::from_u128(u128::from_str_radix(endpoint, 16).expect("a hex endpoint id"));
-        Process { child, lines, address, endpoint }
-    }
-}
-
-async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
-    within("a line from the process", lines.next_line())
-        .await
-        .expect("read the process's output")
-        .expect("the process ended its output early")
+async fn spawn(args: &[&str]) -> TestServer {
+    TestServer::spawn(env!("CARGO_BIN_EXE_rmi-test-server").as_ref(), args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reference_handed_from_a_to_b_calls_c_directly_over_bs_own_connection() {
-    let b = Process::spawn(&[]).await;
-    let c = Process::spawn(&[]).await;
+    let b = spawn(&[]).await;
+    let c = spawn(&[]).await;
     let a = Endpoint::new();
     let hub_b: HubClient = a.proxy_at(&b.address, HUB).await.unwrap();
     let hub_c: HubClient = a.proxy_at(&c.address, HUB).await.unwrap();
@@ -84,8 +46,8 @@ async fn a_client_killed_while_holding_references_lets_them_go_after_its_lease()
     server.export_with_id(HUB, HubSkeleton::new(HubImpl::new(server.clone(), Some(tell)))).unwrap();
     let baseline = server.exported_count();
 
-    let mut client = Process::spawn(&["hold", &address.to_string(), &HELD.to_string()]).await;
-    assert_eq!(next_line(&mut client.lines).await, format!("HOLDING {HELD}"));
+    let mut client = spawn(&["hold", &address.to_string(), &HELD.to_string()]).await;
+    assert_eq!(client.next_line().await, format!("HOLDING {HELD}"));
     assert_eq!(server.exported_count(), baseline + HELD);
 
     // A live holder keeps them past several leases.
