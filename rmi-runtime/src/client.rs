@@ -311,7 +311,7 @@ impl Proxy {
         async move {
             let payload = match prepared? {
                 Prepared::Remote(call, frame) => {
-                    let conn = self.target.connection().await?;
+                    let conn = self.connection_before(deadline).await?;
                     let payload = conn.inner.round_trip(call, frame, deadline, self.timeout).await?;
                     let context = CallContext::remote(conn.into_owned());
                     return self.outcome(op, context.decoding(|| codec::decode::<Outcome<T, E>>(&payload)));
@@ -322,6 +322,14 @@ impl Proxy {
             self.outcome(op, context.decoding(|| codec::decode::<Outcome<T, E>>(&payload)))
         }
         .instrument(span)
+    }
+
+    /// The connection to the object's endpoint, dialled if need be, before `deadline`.
+    async fn connection_before(&self, deadline: Instant) -> Result<Cow<'_, Connection>, Error> {
+        match tokio::time::timeout_at(deadline, self.target.connection()).await {
+            Ok(conn) => conn,
+            Err(_) => Err(Error::Timeout(self.timeout)),
+        }
     }
 
     /// Encodes a call: a request frame for a remote object, the arguments alone for a local one.
@@ -402,7 +410,7 @@ impl Proxy {
         async move {
             match prepared? {
                 Prepared::Remote(_, frame) => {
-                    let conn = self.target.connection().await?;
+                    let conn = self.connection_before(deadline).await?;
                     if conn.is_closed() {
                         return Err(conn.inner.closed_error());
                     }
