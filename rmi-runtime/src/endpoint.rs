@@ -468,8 +468,9 @@ impl Endpoint {
     ///
     /// From the moment this is called (before the returned future is first polled) the endpoint
     /// stops accepting connections and answers new requests with `Fault::ShuttingDown`. The future
-    /// then unbinds the entries this endpoint registered at binders (over connections already
-    /// open, best effort: the binder's lease removes what this misses), waits for the calls it serves to finish, up to [`Config::shutdown_grace`], aborts any
+    /// then unbinds the entries this endpoint registered at binders and lets go of the objects of
+    /// other endpoints it holds (over connections already open, best effort: leases end what this
+    /// misses), waits for the calls it serves to finish, up to [`Config::shutdown_grace`], aborts any
     /// still running, and closes every connection (frames already queued are still written). Calls
     /// this endpoint was waiting on fail with [`Error::ConnectionClosed`].
     ///
@@ -483,8 +484,13 @@ impl Endpoint {
         inner.stop.cancel();
         let endpoint = self.clone();
         async move {
-            // Entries at binders go now rather than when their leases run out.
-            endpoint.inner.binder_leases.withdraw(&endpoint, deadline).await;
+            // Entries at binders, and holds on other endpoints' objects, go now rather than when
+            // their leases run out.
+            let (inner2, endpoint2) = (Arc::clone(&endpoint.inner), endpoint.clone());
+            tokio::join!(
+                endpoint2.inner.binder_leases.withdraw(&endpoint2, deadline),
+                inner2.holds.release_all(&inner2, deadline),
+            );
             inner.finish_shutdown(deadline).await;
         }
     }

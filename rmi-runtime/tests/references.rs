@@ -446,8 +446,10 @@ async fn a_holder_that_stops_renewing_loses_its_holds_when_its_lease_ends() {
     let sessions: Vec<_> = futures_join(&factory, 5).await;
     assert_eq!(server.exported_count(), baseline + 5);
 
-    // The client goes silent (its keepers stop) without letting go.
+    // The client goes silent without letting go: cut off first, its shutdown cannot say goodbye,
+    // and its keepers stop.
     let stopped = tokio::time::Instant::now();
+    server.connection_to(client.id()).expect("the client's connection").close();
     client.shutdown().await;
     for _ in 0..5 {
         within(60, gone.recv()).await.unwrap();
@@ -608,4 +610,20 @@ async fn references_to_countless_endpoints_hold_at_most_the_limit() {
     assert_eq!(within(10, forger.forged(1)).await.unwrap().len(), 1);
     drop(greeters);
     within(10, client.shutdown()).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_lets_go_of_what_its_endpoint_held_at_once() {
+    let lease = Duration::from_secs(30);
+    let Factories { server, client, factory, mut gone, baseline } =
+        factories("memory://refs-shutdown", Config::default().dgc_lease(lease)).await;
+    let sessions = futures_join(&factory, 3).await;
+    let stopped = tokio::time::Instant::now();
+    client.shutdown().await;
+    for _ in 0..3 {
+        within(60, gone.recv()).await.unwrap();
+    }
+    assert!(stopped.elapsed() < lease / 10, "objects went {:?} after the shutdown", stopped.elapsed());
+    assert_eq!(server.exported_count(), baseline);
+    drop(sessions);
 }

@@ -11,10 +11,12 @@ use tokio::time::Instant;
 
 use super::{DGC_OBJECT, DgcClient, DgcError, Grant, period};
 use crate::client::{Proxy, Stub};
-use crate::endpoint::EndpointInner;
+use crate::endpoint::{Endpoint, EndpointInner};
 
 /// After a failed call to an endpoint's collector, the keeper tries again this much later at most.
 const RETRY: Duration = Duration::from_secs(1);
+/// How long a shutdown waits for endpoints to confirm that it let go of their objects, at most.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What this endpoint holds of other endpoints' objects.
 #[derive(Default)]
@@ -203,6 +205,40 @@ impl Holds {
             }
             o.wake.notify_one();
         }
+    }
+}
+
+impl Holds {
+    /// Lets go of everything held, at shutdown: one `clean` per endpoint over a connection already
+    /// open to it (never dialling), all within `deadline` and at most [`RELEASE_TIMEOUT`]. What
+    /// this misses ends with the lease.
+    pub(crate) async fn release_all(&self, inner: &Arc<EndpointInner>, deadline: Instant) {
+        let owners = std::mem::take(&mut *self.owners());
+        let deadline = deadline.min(Instant::now() + RELEASE_TIMEOUT);
+        let releases = owners.into_iter().filter_map(|(owner, o)| {
+            let objects: Vec<_> = o
+                .objects
+                .into_iter()
+                .filter(|(_, held)| held.state == HeldState::Registered || held.received > 0)
+                .map(|(object, held)| (object, held.received))
+                .collect();
+            let conn = inner.connection_to(owner).or_else(|| {
+                o.address.as_ref().and_then(|a| Endpoint::from_inner(Arc::clone(inner)).pooled(a))
+            });
+            let conn = conn.filter(|_| !objects.is_empty())?;
+            let descriptor = DgcClient::DESCRIPTOR;
+            let dgc = DgcClient::from_proxy(Proxy::new(conn, DGC_OBJECT, descriptor.id, descriptor.version));
+            Some(async move {
+                match tokio::time::timeout_at(deadline, dgc.clean(objects)).await {
+                    Ok(Ok(())) => tracing::debug!(endpoint = %owner, "holds released at shutdown"),
+                    Ok(Err(error)) => {
+                        tracing::debug!(endpoint = %owner, %error, "holds not released at shutdown")
+                    }
+                    Err(_) => tracing::debug!(endpoint = %owner, "holds not released at shutdown in time"),
+                }
+            })
+        });
+        futures_util::future::join_all(releases).await;
     }
 }
 
