@@ -67,3 +67,13 @@ where
     }
     Ok(())
 }
+
+/// Passes each line of `stream` (a child process's output) to `emit` on a thread of its own, until
+/// the stream ends; examples that start processes use it to prefix their children's output.
+pub fn forward_lines(
+    stream: impl std::io::Read + Send + 'static,
+    emit: impl FnMut(String) + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    use std::io::BufRead;
+    std::thread::spawn(move || std::io::BufReader::new(stream).lines().map_while(Result::ok).for_each(emit))
+}

@@ -78,6 +78,10 @@ struct Tester {
 }
 
 impl Tester {
+    fn new(endpoint: &Endpoint, calls: &Arc<AtomicUsize>, unreferenced: mpsc::UnboundedSender<()>) -> Self {
+        Self { endpoint: endpoint.clone(), calls: Arc::clone(calls), unreferenced, kept: Mutex::default() }
+    }
+
     fn greeter(&self) -> HelloClient {
         let servant = Arc::new(Greeter { name: "the server".into(), calls: Arc::clone(&self.calls) });
         let tell = self.unreferenced.clone();
@@ -132,12 +136,7 @@ async fn server(address: &str, config: Config) -> Side {
     endpoint.listen(address).await.unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let (tx, unreferenced) = mpsc::unbounded_channel();
-    let tester = Tester {
-        endpoint: endpoint.clone(),
-        calls: Arc::clone(&calls),
-        unreferenced: tx,
-        kept: Mutex::default(),
-    };
+    let tester = Tester::new(&endpoint, &calls, tx);
     let reference = endpoint.export(TestSkeleton::new(tester));
     let test = endpoint.proxy(&reference).await.unwrap();
     Side { endpoint, test, reference, calls, unreferenced }
@@ -313,12 +312,7 @@ async fn a_proxy_to_an_object_of_its_own_endpoint_skips_the_network() {
     let endpoint = Endpoint::new(); // does not even listen
     let (tx, _rx) = mpsc::unbounded_channel();
     let calls = Arc::new(AtomicUsize::new(0));
-    let tester = Tester {
-        endpoint: endpoint.clone(),
-        calls: Arc::clone(&calls),
-        unreferenced: tx,
-        kept: Mutex::default(),
-    };
+    let tester = Tester::new(&endpoint, &calls, tx);
     let reference = endpoint.export(TestSkeleton::new(tester));
     let test: TestClient = endpoint.proxy(&reference).await.unwrap();
     assert!(test.proxy().is_local() && test.proxy().connection().is_none());

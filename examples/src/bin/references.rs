@@ -17,7 +17,6 @@
 //! done. Every line starts with the side of the process that printed it, `[server]` or
 //! `[client]`, and the interesting ones name that process's id.
 
-use std::io::{BufRead, BufReader, Read};
 use std::process::{self, Command, ExitCode, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::thread;
@@ -277,11 +276,11 @@ impl ServerProcess {
         let (tx, lines) = mpsc::unbounded_channel();
         let forwarders = vec![
             // The server prefixes its own lines with `[server]`.
-            forward(stdout, move |line| {
+            rmi_examples::forward_lines(stdout, move |line| {
                 println!("{line}");
                 let _ = tx.send(line);
             }),
-            forward(stderr, |line| eprintln!("[server] {line}")),
+            rmi_examples::forward_lines(stderr, |line| eprintln!("[server] {line}")),
         ];
         Ok(Self { process, console: ServerConsole(Some(lines)), forwarders })
     }
@@ -296,12 +295,4 @@ impl Drop for ServerProcess {
             let _ = forwarder.join();
         }
     }
-}
-
-/// Passes each line of `stream` to `emit` until the stream ends.
-fn forward(
-    stream: impl Read + Send + 'static,
-    emit: impl FnMut(String) + Send + 'static,
-) -> thread::JoinHandle<()> {
-    thread::spawn(move || BufReader::new(stream).lines().map_while(Result::ok).for_each(emit))
 }

@@ -14,7 +14,6 @@
 //! With no arguments the program starts the others as child processes of itself, prefixes their
 //! output with their role, and stops the binder and the servers once the client is done.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{self, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -228,14 +227,14 @@ impl Children {
         let (tx, lines) = mpsc::channel();
         let prefix = format!("[{role}]");
         let forwarders = [
-            forward(stdout, {
+            rmi_examples::forward_lines(stdout, {
                 let prefix = prefix.clone();
                 move |line| {
                     println!("{prefix} {line}");
                     let _ = tx.send(line);
                 }
             }),
-            forward(stderr, move |line| eprintln!("{prefix} {line}")),
+            rmi_examples::forward_lines(stderr, move |line| eprintln!("{prefix} {line}")),
         ];
         self.0.push(Child { role: role.to_owned(), process, lines, forwarders });
         Ok(self.0.last_mut().expect("just pushed"))
@@ -274,12 +273,4 @@ impl Drop for Children {
             }
         }
     }
-}
-
-/// Passes each line of `stream` to `emit` until the stream ends.
-fn forward(
-    stream: impl Read + Send + 'static,
-    emit: impl FnMut(String) + Send + 'static,
-) -> thread::JoinHandle<()> {
-    thread::spawn(move || BufReader::new(stream).lines().map_while(Result::ok).for_each(emit))
 }
