@@ -308,7 +308,7 @@ impl Endpoint {
     /// How many objects of other endpoints this endpoint holds proxies for, registered (or being
     /// registered) with their endpoints' garbage collectors.
     pub fn held_count(&self) -> usize {
-        self.inner.holds.counts().0
+        self.inner.holds.count()
     }
 
     fn reference(&self, object: ObjectId, descriptor: &InterfaceDescriptor, collected: bool) -> RemoteRef {

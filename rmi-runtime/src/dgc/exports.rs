@@ -124,7 +124,7 @@ impl Exports {
             let mut state = self.state();
             let Some(collected) = state.objects.get_mut(&object) else { return };
             collected.local = collected.local.saturating_sub(1);
-            settle(endpoint, &mut state, object, Instant::now())
+            settle_one(endpoint, &mut state.objects, object, Instant::now())
         };
         aftermath.run(endpoint);
     }
@@ -218,7 +218,7 @@ impl Exports {
             let mut state = self.state();
             let Some(collected) = state.objects.get_mut(&object) else { return false };
             collected.pinned = pinned;
-            settle(endpoint, &mut state, object, Instant::now())
+            settle_one(endpoint, &mut state.objects, object, Instant::now())
         };
         aftermath.run(endpoint);
         true
@@ -299,10 +299,6 @@ impl Aftermath {
         self.unexport.extend(other.unexport);
         self.notify.extend(other.notify);
     }
-}
-
-fn settle(endpoint: &EndpointInner, state: &mut State, object: ObjectId, now: Instant) -> Aftermath {
-    settle_one(endpoint, &mut state.objects, object, now)
 }
 
 /// Looks at `object` after a change: tells it if it became unreferenced, and lets it go unless

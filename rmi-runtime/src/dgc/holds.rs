@@ -136,10 +136,9 @@ impl Holds {
         }
     }
 
-    /// How many objects of other endpoints are held, and of how many endpoints.
-    pub(crate) fn counts(&self) -> (usize, usize) {
-        let owners = self.owners();
-        (owners.values().map(|o| o.objects.len()).sum(), owners.len())
+    /// How many objects of other endpoints are held.
+    pub(crate) fn count(&self) -> usize {
+        self.owners().values().map(|o| o.objects.len()).sum()
     }
 
     /// Decides what the keeper of `owner` sends next, forgetting objects let go; `None` when it
