@@ -90,6 +90,50 @@ pub fn split_frame(body: &[u8]) -> Result<(Header, &[u8]), Error> {
     postcard::take_from_bytes(body).map_err(|e| Error::Protocol(format!("bad frame header: {e}")))
 }
 
+/// Appends one [`Header::Ack`] frame acknowledging calls taken from `calls`, as many as fit in
+/// `max_frame` bytes of body; returns how many it took. Takes nothing (and writes nothing) if
+/// `calls` is empty.
+pub fn ack_frame(
+    buf: &mut BytesMut,
+    calls: &mut impl Iterator<Item = crate::CallId>,
+    max_frame: usize,
+) -> usize {
+    // A varint u64 takes at most 10 bytes; the header 1.
+    let room = max_frame.saturating_sub(1) / 10;
+    let mut calls = calls.take(room).peekable();
+    if calls.peek().is_none() {
+        return 0;
+    }
+    let start = begin_frame(buf, &Header::Ack);
+    let mut taken = 0;
+    for call in calls {
+        encode_into(buf, &call.0).expect("integers always encode");
+        taken += 1;
+    }
+    finish_frame(buf, start, max_frame).expect("sized to fit");
+    taken
+}
+
+/// The call ids of an [`Header::Ack`] frame's payload, read one at a time (nothing is allocated
+/// for them); an error ends the iteration.
+pub fn ack_ids(mut payload: &[u8]) -> impl Iterator<Item = Result<crate::CallId, Error>> + '_ {
+    std::iter::from_fn(move || {
+        if payload.is_empty() {
+            return None;
+        }
+        match postcard::take_from_bytes::<u64>(payload) {
+            Ok((id, rest)) => {
+                payload = rest;
+                Some(Ok(crate::CallId(id)))
+            }
+            Err(e) => {
+                payload = &[];
+                Some(Err(Error::Protocol(format!("bad acknowledgement: {e}"))))
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +160,27 @@ mod tests {
         let (decoded, payload) = split_frame(&buf[4..]).unwrap();
         assert_eq!(decoded, header);
         assert_eq!(decode::<(i32, String)>(payload).unwrap(), (1, "two".to_owned()));
+    }
+
+    #[test]
+    fn ack_frames_round_trip_and_split_at_the_frame_limit() {
+        let mut buf = BytesMut::new();
+        let mut ids = [1u64, 300, u64::MAX].into_iter().map(CallId);
+        assert_eq!(ack_frame(&mut buf, &mut ids, 1024), 3);
+        let (header, payload) = split_frame(&buf[4..]).unwrap();
+        assert_eq!(header, Header::Ack);
+        let read: Vec<_> = ack_ids(payload).map(Result::unwrap).collect();
+        assert_eq!(read, [CallId(1), CallId(300), CallId(u64::MAX)]);
+
+        let mut many = (0..100u64).map(CallId);
+        let mut buf = BytesMut::new();
+        assert_eq!(ack_frame(&mut buf, &mut many, 64), 6, "six 10-byte ids fit in 64 bytes");
+        assert!(buf.len() - 4 <= 64);
+        assert_eq!(many.next(), Some(CallId(6)), "the rest is left for the next frame");
+        assert_eq!(ack_frame(&mut BytesMut::new(), &mut std::iter::empty(), 64), 0);
+
+        let bad: Vec<_> = ack_ids(&[0x01, 0xff]).collect();
+        assert!(matches!(bad[..], [Ok(CallId(1)), Err(Error::Protocol(_))]));
     }
 
     #[test]

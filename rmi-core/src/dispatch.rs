@@ -3,13 +3,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::encode_into;
-use crate::{Fault, InterfaceId, NoError, OpId, Outcome};
+use crate::{Fault, Flags, InterfaceId, NoError, OpId, Outcome};
 
 /// A boxed `Send` future, as returned by [`Dispatch::dispatch`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -35,13 +36,80 @@ impl InterfaceDescriptor {
     }
 }
 
-/// One operation of an interface.
+/// One operation of an interface: its name, id, invocation semantics and default deadline.
+///
+/// Build one with [`MethodDescriptor::new`] and the `const` builder methods; `#[remote]` does it for
+/// every method.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct MethodDescriptor {
     /// The method's name.
     pub name: &'static str,
     /// Its operation id.
     pub op: OpId,
+    /// How often a call may run the method when messages are lost or repeated.
+    pub semantics: Semantics,
+    /// The method's default deadline (`#[op(timeout = "...")]`), overriding the endpoint's.
+    pub timeout: Option<Duration>,
+}
+
+impl MethodDescriptor {
+    /// An at-most-once operation `name` with id `op` and the endpoint's default deadline.
+    pub const fn new(name: &'static str, op: OpId) -> Self {
+        Self { name, op, semantics: Semantics::AtMostOnce, timeout: None }
+    }
+
+    /// The same operation with `semantics`.
+    pub const fn with_semantics(mut self, semantics: Semantics) -> Self {
+        self.semantics = semantics;
+        self
+    }
+
+    /// The same operation with a default deadline of `timeout`.
+    pub const fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// Invocation semantics: how many times a call may run its method when requests, replies or
+/// connections are lost, chosen per method (`docs/SEMANTICS.md`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Semantics {
+    /// The default: request, reply, acknowledgement. The request keeps its id when it is resent;
+    /// the server filters duplicates and answers them from its reply history, so the method runs
+    /// at most once per call.
+    #[default]
+    AtMostOnce,
+    /// `#[idempotent]`: request, reply. Resent on transport failures without duplicate filtering,
+    /// so the method runs at least once if a reply comes, possibly more often.
+    AtLeastOnce,
+    /// `#[oneway]`: request only. No reply, no retry: the method runs once or not at all, and the
+    /// caller never learns which.
+    Maybe,
+}
+
+impl Semantics {
+    /// The request flags that announce these semantics to the server.
+    pub const fn flags(self) -> Flags {
+        match self {
+            Semantics::AtMostOnce => Flags(0),
+            Semantics::AtLeastOnce => Flags::IDEMPOTENT,
+            Semantics::Maybe => Flags::ONEWAY,
+        }
+    }
+
+    /// The semantics a request's flags announce (oneway wins over idempotent).
+    pub const fn from_flags(flags: Flags) -> Self {
+        if flags.contains(Flags::ONEWAY) {
+            Semantics::Maybe
+        } else if flags.contains(Flags::IDEMPOTENT) {
+            Semantics::AtLeastOnce
+        } else {
+            Semantics::AtMostOnce
+        }
+    }
 }
 
 /// The server end of an interface: decodes arguments, calls the servant, encodes the outcome.

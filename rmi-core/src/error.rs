@@ -96,9 +96,21 @@ pub enum Error {
         /// The peer's limit.
         limit: u32,
     },
+    /// A one-way call found its connection's write queue full (the peer does not keep up) and was
+    /// not sent: one-way calls never wait.
+    #[error("the connection's write queue is full ({limit} frames); the one-way call was not sent")]
+    WriteQueueFull {
+        /// The queue's length ([`Config::write_queue`](https://docs.rs/rmi-runtime)).
+        limit: u32,
+    },
     /// The endpoint is shutting down.
     #[error("endpoint is shutting down")]
     ShuttingDown,
+    /// An at-most-once call was resent, and the server no longer holds its reply: the method may
+    /// have run once (it was not run again), but its result is lost. Comes after a connection broke
+    /// and the server's reply history expired, or the server gave up on the call (its deadline).
+    #[error("the call's reply is lost: the method may have run once, and was not run again")]
+    ReplyLost,
     /// The peer broke the protocol.
     #[error("protocol violation: {0}")]
     Protocol(String),
@@ -125,7 +137,15 @@ impl Error {
             Fault::ReplyTooLarge { size, limit } => Error::FrameTooLarge { size, limit },
             Fault::Overloaded { limit } => Error::Overloaded { limit },
             Fault::ShuttingDown => Error::ShuttingDown,
+            Fault::ReplyLost => Error::ReplyLost,
         }
+    }
+
+    /// Whether the transport failed: the connection could not be made or broke, so the request
+    /// may not have arrived, or its reply may not have come back. A retry over a new connection
+    /// may succeed; the runtime retries on these ([`Semantics`](crate::Semantics)).
+    pub fn is_transport(&self) -> bool {
+        matches!(self, Error::Connect { .. } | Error::Handshake { .. } | Error::ConnectionClosed(_))
     }
 
     /// Whether the call certainly did not run the method (safe to retry even when not idempotent).
@@ -140,6 +160,7 @@ impl Error {
                 | Error::WrongVersion { .. }
                 | Error::BadArguments(_)
                 | Error::Overloaded { .. }
+                | Error::WriteQueueFull { .. }
                 | Error::ShuttingDown
         )
     }

@@ -54,8 +54,8 @@ mod naming;
 mod reference;
 
 pub use dispatch::{
-    BoxFuture, Dispatch, InterfaceDescriptor, MethodDescriptor, Reply, Wire, assert_wire, decode_args,
-    into_ok,
+    BoxFuture, Dispatch, InterfaceDescriptor, MethodDescriptor, Reply, Semantics, Wire, assert_wire,
+    decode_args, into_ok,
 };
 pub use error::Error;
 pub use ids::{CallId, EndpointId, InterfaceId, ObjectId, OpId};

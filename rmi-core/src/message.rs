@@ -138,6 +138,10 @@ pub enum Header {
     Reply(CallId),
     /// The caller gave up on call `CallId`; nothing follows.
     Cancel(CallId),
+    /// The caller received the replies of some at-most-once calls, so the server may forget them
+    /// (the last message of the request-reply-acknowledge exchange). Their call ids follow, as
+    /// postcard varints back to back, until the frame ends.
+    Ack,
 }
 
 /// The body of a reply: the method's value, its application error, or a system fault.
@@ -197,4 +201,8 @@ pub enum Fault {
     },
     /// The server is shutting down and starts no new calls.
     ShuttingDown,
+    /// A repeated at-most-once request whose reply the server no longer holds: its reply history
+    /// forgot it (age or size limits), or the call was abandoned before it replied. The method was
+    /// not run again.
+    ReplyLost,
 }

@@ -37,13 +37,13 @@ pub trait Calculator {
     ::rmi_runtime::__private::Hash
 )]
 pub enum CalculatorOp {
-    /// `add` (operation id 993596020)
+    /// `add` (operation id 993596020, idempotent: at-least-once)
     Add,
-    /// `div` (operation id 3848448840)
+    /// `div` (operation id 3848448840, at-most-once)
     Div,
-    /// `reset` (operation id 1695364032)
+    /// `reset` (operation id 1695364032, oneway: maybe)
     Reset,
-    /// `history` (operation id 7)
+    /// `history` (operation id 7, at-most-once)
     History,
 }
 #[automatically_derived]
@@ -57,22 +57,27 @@ impl CalculatorOp {
         id: ::rmi_runtime::__private::InterfaceId(12421800474900983181u64),
         version: 2u32,
         methods: &[
-            ::rmi_runtime::__private::MethodDescriptor {
-                name: "add",
-                op: ::rmi_runtime::__private::OpId(993596020u32),
-            },
-            ::rmi_runtime::__private::MethodDescriptor {
-                name: "div",
-                op: ::rmi_runtime::__private::OpId(3848448840u32),
-            },
-            ::rmi_runtime::__private::MethodDescriptor {
-                name: "reset",
-                op: ::rmi_runtime::__private::OpId(1695364032u32),
-            },
-            ::rmi_runtime::__private::MethodDescriptor {
-                name: "history",
-                op: ::rmi_runtime::__private::OpId(7u32),
-            },
+            ::rmi_runtime::__private::MethodDescriptor::new(
+                    "add",
+                    ::rmi_runtime::__private::OpId(993596020u32),
+                )
+                .with_semantics(::rmi_runtime::__private::Semantics::AtLeastOnce),
+            ::rmi_runtime::__private::MethodDescriptor::new(
+                    "div",
+                    ::rmi_runtime::__private::OpId(3848448840u32),
+                )
+                .with_timeout(
+                    ::rmi_runtime::__private::Duration::new(0u64, 250000000u32),
+                ),
+            ::rmi_runtime::__private::MethodDescriptor::new(
+                    "reset",
+                    ::rmi_runtime::__private::OpId(1695364032u32),
+                )
+                .with_semantics(::rmi_runtime::__private::Semantics::Maybe),
+            ::rmi_runtime::__private::MethodDescriptor::new(
+                "history",
+                ::rmi_runtime::__private::OpId(7u32),
+            ),
         ],
     };
     /// The operation's id on the wire.
@@ -83,6 +88,12 @@ impl CalculatorOp {
             Self::Reset => ::rmi_runtime::__private::OpId(1695364032u32),
             Self::History => ::rmi_runtime::__private::OpId(7u32),
         }
+    }
+    /// The operation's descriptor: name, id, invocation semantics, default deadline.
+    pub const fn descriptor(
+        self,
+    ) -> &'static ::rmi_runtime::__private::MethodDescriptor {
+        &Self::DESCRIPTOR.methods[self as usize]
     }
     /// The method's name.
     pub const fn name(self) -> &'static str {
@@ -163,7 +174,7 @@ impl CalculatorClient {
                 _,
                 i32,
                 ::rmi_runtime::__private::NoError,
-            >(CalculatorOp::Add.id(), "add", &(a, b))
+            >(CalculatorOp::Add.descriptor(), &(a, b))
             .await
             .map(::rmi_runtime::__private::into_ok)
     }
@@ -177,21 +188,16 @@ impl CalculatorClient {
         ::rmi_runtime::__private::Error,
     > {
         self.proxy
-            .call::<_, i32, MathError>(CalculatorOp::Div.id(), "div", &(a, b))
+            .call::<_, i32, MathError>(CalculatorOp::Div.descriptor(), &(a, b))
             .await
     }
     /// Calls `reset` on the remote object.
+    ///
+    /// One-way (maybe semantics): the request is queued and the call returns without waiting for the network; no result, no remote error.
     pub async fn reset(
         &self,
     ) -> ::rmi_runtime::__private::Result<(), ::rmi_runtime::__private::Error> {
-        self.proxy
-            .call::<
-                _,
-                (),
-                ::rmi_runtime::__private::NoError,
-            >(CalculatorOp::Reset.id(), "reset", &())
-            .await
-            .map(::rmi_runtime::__private::into_ok)
+        self.proxy.call_oneway(CalculatorOp::Reset.descriptor(), &()).await
     }
     /// Calls `history` on the remote object.
     pub async fn history(
@@ -202,7 +208,7 @@ impl CalculatorClient {
                 _,
                 Vec<String>,
                 ::rmi_runtime::__private::NoError,
-            >(CalculatorOp::History.id(), "history", &())
+            >(CalculatorOp::History.descriptor(), &())
             .await
             .map(::rmi_runtime::__private::into_ok)
     }

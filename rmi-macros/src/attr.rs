@@ -1,5 +1,7 @@
 //! The attribute arguments: `#[remote(...)]` on the trait and `#[op(...)]` on methods.
 
+use std::time::Duration;
+
 use proc_macro2::{Span, TokenStream};
 use syn::parse::Parser;
 use syn::{Attribute, LitInt, LitStr, Path};
@@ -51,19 +53,76 @@ impl RemoteArgs {
     }
 }
 
-/// Arguments of `#[op(id = N)]` on a method.
+/// Arguments of `#[op(id = N, timeout = "...")]` on a method, and its `#[oneway]` or
+/// `#[idempotent]` marker.
 pub(crate) struct OpArgs {
     /// An explicitly pinned operation id, with the span of its literal.
     pub(crate) id: Option<(u32, Span)>,
+    /// The method's default deadline.
+    pub(crate) timeout: Option<Duration>,
+    /// `#[oneway]` or `#[idempotent]`, with the attribute for errors.
+    pub(crate) semantics: Option<(SemanticsAttr, Attribute)>,
+}
+
+/// A method attribute choosing invocation semantics.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SemanticsAttr {
+    /// `#[oneway]`: maybe.
+    Oneway,
+    /// `#[idempotent]`: at-least-once.
+    Idempotent,
+}
+
+impl SemanticsAttr {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            SemanticsAttr::Oneway => ONEWAY_ATTR,
+            SemanticsAttr::Idempotent => IDEMPOTENT_ATTR,
+        }
+    }
 }
 
 /// The name of the method attribute `#[remote]` consumes.
 pub(crate) const OP_ATTR: &str = "op";
+/// `#[oneway]`.
+pub(crate) const ONEWAY_ATTR: &str = "oneway";
+/// `#[idempotent]`.
+pub(crate) const IDEMPOTENT_ATTR: &str = "idempotent";
 
 impl OpArgs {
-    /// Parses every `#[op(...)]` among `attrs` (and reports a repeated one).
+    /// Parses every `#[op(...)]`, `#[oneway]` and `#[idempotent]` among `attrs` (and reports a
+    /// repeated or conflicting one).
     pub(crate) fn parse(attrs: &[Attribute], errors: &mut Errors) -> Self {
-        let mut out = OpArgs { id: None };
+        let mut out = OpArgs { id: None, timeout: None, semantics: None };
+        for attr in attrs {
+            let semantics = if attr.path().is_ident(ONEWAY_ATTR) {
+                SemanticsAttr::Oneway
+            } else if attr.path().is_ident(IDEMPOTENT_ATTR) {
+                SemanticsAttr::Idempotent
+            } else {
+                continue;
+            };
+            if let Err(err) = attr.meta.require_path_only() {
+                errors.add(syn::Error::new(
+                    err.span(),
+                    format!("`#[{}]` takes no arguments", semantics.name()),
+                ));
+            }
+            match &out.semantics {
+                Some((first, _)) if *first == semantics => {
+                    errors.push(attr, format!("`#[{}]` is given twice", semantics.name()));
+                }
+                Some((first, _)) => errors.push(
+                    attr,
+                    format!(
+                        "a method is either `#[oneway]` or `#[idempotent]`, not both (it is already \
+                         `#[{}]`)",
+                        first.name()
+                    ),
+                ),
+                None => out.semantics = Some((semantics, attr.clone())),
+            }
+        }
         for attr in attrs.iter().filter(|a| a.path().is_ident(OP_ATTR)) {
             let result = attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("id") {
@@ -73,8 +132,28 @@ impl OpArgs {
                         return Err(syn::Error::new(lit.span(), "operation id is set twice"));
                     }
                     Ok(())
+                } else if meta.path.is_ident("timeout") {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    let timeout = humantime::parse_duration(&lit.value()).map_err(|e| {
+                        syn::Error::new(
+                            lit.span(),
+                            format!(
+                                "invalid timeout: {e}; write a duration like \"250ms\", \"5s\" or \"1m\""
+                            ),
+                        )
+                    })?;
+                    if timeout.is_zero() {
+                        return Err(syn::Error::new(
+                            lit.span(),
+                            "a method's timeout must be longer than zero",
+                        ));
+                    }
+                    if out.timeout.replace(timeout).is_some() {
+                        return Err(syn::Error::new(lit.span(), "timeout is set twice"));
+                    }
+                    Ok(())
                 } else {
-                    Err(meta.error("unknown `op` argument; expected `id = N`"))
+                    Err(meta.error("unknown `op` argument; expected `id = N` or `timeout = \"DURATION\"`"))
                 }
             });
             if let Err(err) = result {
@@ -87,5 +166,5 @@ impl OpArgs {
 
 /// Whether `attr` is one that `#[remote]` consumes (and so must not re-emit).
 pub(crate) fn is_ours(attr: &Attribute) -> bool {
-    attr.path().is_ident(OP_ATTR)
+    [OP_ATTR, ONEWAY_ATTR, IDEMPOTENT_ATTR].iter().any(|name| attr.path().is_ident(name))
 }

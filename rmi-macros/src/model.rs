@@ -7,7 +7,7 @@ use syn::{
     TraitItem, TraitItemFn, Type,
 };
 
-use crate::attr::{OpArgs, RemoteArgs};
+use crate::attr::{OpArgs, RemoteArgs, SemanticsAttr};
 use crate::errors::Errors;
 
 /// A `#[remote]` trait.
@@ -44,6 +44,10 @@ pub(crate) struct Method<'a> {
     pub(crate) op_span: Span,
     /// Whether the op id was pinned with `#[op(id = N)]`.
     pub(crate) op_pinned: bool,
+    /// `#[oneway]` or `#[idempotent]`; `None` is at-most-once.
+    pub(crate) semantics: Option<SemanticsAttr>,
+    /// `#[op(timeout = "...")]`.
+    pub(crate) timeout: Option<std::time::Duration>,
 }
 
 /// One argument of a remote method.
@@ -206,6 +210,16 @@ impl<'a> Method<'a> {
             None => (rmi_core::OpId::from_name(&unraw(&sig.ident)).0, sig.ident.span(), false),
         };
 
+        if let Some((SemanticsAttr::Oneway, _)) = &op_args.semantics {
+            match &sig.output {
+                ReturnType::Default => {}
+                ReturnType::Type(_, ty) if matches!(&**ty, Type::Tuple(t) if t.elems.is_empty()) => {}
+                ReturnType::Type(_, ty) => errs.push(syn::Error::new_spanned(
+                    ty,
+                    "`#[oneway]` methods return nothing: the caller gets no reply; remove the return type",
+                )),
+            }
+        }
         for e in errs {
             op_errors.add(e);
         }
@@ -222,6 +236,8 @@ impl<'a> Method<'a> {
             op,
             op_span,
             op_pinned,
+            semantics: op_args.semantics.map(|(s, _)| s),
+            timeout: op_args.timeout,
         })
     }
 

@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -11,14 +12,15 @@ use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use rmi_core::codec;
 use rmi_core::{
-    CallId, Error, Fault, Flags, Header, InterfaceDescriptor, InterfaceId, ObjectId, OpId, Outcome,
-    RemoteRef, Reply, RequestHeader,
+    Error, Fault, Header, InterfaceDescriptor, InterfaceId, MethodDescriptor, ObjectId, OpId, Outcome,
+    RemoteRef, Reply, RequestHeader, Semantics,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::config::RetryPolicy;
 use crate::connection::Connection;
 use crate::context::{CallContext, Serving};
 use crate::endpoint::{Endpoint, EndpointInner};
@@ -34,7 +36,10 @@ const REQUEST_BUFFER: usize = 256;
 #[derive(Clone)]
 pub struct Proxy {
     target: Arc<Target>,
-    timeout: Duration,
+    /// The deadline of every call, overriding the method's and the endpoint's default.
+    timeout: Option<Duration>,
+    /// The retry policy, overriding the endpoint's.
+    retry: Option<RetryPolicy>,
     /// The interface's name, for traces, when known.
     name: Option<&'static str>,
 }
@@ -117,10 +122,29 @@ impl Target {
             self.reference.address.as_ref(),
         )
         .await?;
+        if conn.peer_endpoint() != self.reference.endpoint {
+            // The address now leads to another endpoint (the object's one stopped or restarted):
+            // the object is not there.
+            tracing::debug!(
+                expected = %self.reference.endpoint,
+                found = %conn.peer_endpoint(),
+                "the object's address leads to another endpoint"
+            );
+            return Err(Error::NoSuchObject(self.reference.object));
+        }
         if known.set(conn.clone()).is_ok() {
             return Ok(Cow::Borrowed(known.get().expect("just set")));
         }
         Ok(Cow::Owned(conn))
+    }
+
+    /// An open connection to the object's endpoint, if one is known without dialling.
+    fn open_connection(&self) -> Option<Cow<'_, Connection>> {
+        let Route::Remote(known) = &self.route else { return None };
+        match known.get() {
+            Some(conn) if !conn.is_closed() => Some(Cow::Borrowed(conn)),
+            _ => self.endpoint.connection_to(self.reference.endpoint).map(Cow::Owned),
+        }
     }
 
     /// The reference to send for this target: this endpoint's current address for its own objects.
@@ -159,8 +183,34 @@ impl Drop for Target {
 
 /// A call prepared before its future is first polled: arguments encoded.
 enum Prepared {
-    Remote(CallId, Bytes),
+    Remote(Request),
     Local(BytesMut),
+}
+
+/// A request frame, and what it takes to send it again.
+struct Request {
+    header: RequestHeader,
+    frame: Bytes,
+    /// Where the arguments start in `frame`.
+    args_at: usize,
+}
+
+impl Request {
+    /// The frame to resend: the same call id and arguments, and the time left before `deadline`
+    /// as the caller's patience. `None` once the deadline has passed.
+    fn again(&self, deadline: Instant, max_frame_len: usize) -> Option<Bytes> {
+        let left = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())?;
+        let header = Header::Request(RequestHeader { timeout_us: Some(micros(left)), ..self.header.clone() });
+        let mut buf = BytesMut::with_capacity(self.frame.len() + 8);
+        let start = codec::begin_frame(&mut buf, &header);
+        buf.extend_from_slice(&self.frame[self.args_at..]);
+        codec::finish_frame(&mut buf, start, max_frame_len).ok()?;
+        Some(buf.freeze())
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 impl Proxy {
@@ -186,8 +236,7 @@ impl Proxy {
     }
 
     pub(crate) fn from_target(target: Target) -> Self {
-        let timeout = target.endpoint.config.call_timeout;
-        Self { target: Arc::new(target), timeout, name: None }
+        Self { target: Arc::new(target), timeout: None, retry: None, name: None }
     }
 
     pub(crate) fn named(mut self, name: &'static str) -> Self {
@@ -195,16 +244,32 @@ impl Proxy {
         self
     }
 
-    /// The same proxy with another deadline for each call: the time allowed for waiting for an
-    /// in-flight slot, sending the request and receiving the reply.
+    /// The same proxy with another deadline for each call, overriding the method's own
+    /// (`#[op(timeout = "...")]`) and the endpoint's default
+    /// ([`Config::call_timeout`](crate::Config::call_timeout)): the time allowed for dialling,
+    /// waiting for an in-flight slot, sending the request (and resending it) and receiving the
+    /// reply. The server is told, and gives up on the call when it passes.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = Some(timeout);
         self
     }
 
-    /// The deadline of each call.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
+    /// The same proxy with another retry policy, overriding the endpoint's
+    /// ([`Config::retry`](crate::Config::retry)).
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// The deadline of calls to `method`: the proxy's own ([`Proxy::with_timeout`]), else the
+    /// method's, else the endpoint's default.
+    pub fn timeout_for(&self, method: &MethodDescriptor) -> Duration {
+        self.timeout.or(method.timeout).unwrap_or(self.target.endpoint.config.call_timeout)
+    }
+
+    /// The retry policy of calls through this proxy.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry.unwrap_or(self.target.endpoint.config.retry)
     }
 
     /// The object called.
@@ -248,29 +313,30 @@ impl Proxy {
         &self.target
     }
 
-    /// Encodes a request for `op` with `args` into one frame.
+    /// Encodes a request for `method` with `args` into one frame.
     fn request(
         &self,
-        op: OpId,
-        flags: Flags,
+        method: &MethodDescriptor,
+        semantics: Semantics,
+        timeout: Duration,
         args: &(impl Serialize + ?Sized),
-    ) -> Result<(CallId, Bytes), Error> {
+    ) -> Result<Request, Error> {
         let endpoint = &self.target.endpoint;
-        let call = endpoint.next_call_id();
-        let header = Header::Request(RequestHeader {
-            call,
+        let header = RequestHeader {
+            call: endpoint.next_call_id(),
             object: self.object(),
             interface: self.interface(),
             version: self.version(),
-            op,
-            flags,
-            timeout_us: Some(u64::try_from(self.timeout.as_micros()).unwrap_or(u64::MAX)),
-        });
+            op: method.op,
+            flags: semantics.flags(),
+            timeout_us: Some(micros(timeout)),
+        };
         let mut buf = BytesMut::with_capacity(REQUEST_BUFFER);
-        let start = codec::begin_frame(&mut buf, &header);
+        let start = codec::begin_frame(&mut buf, &Header::Request(header.clone()));
+        let args_at = buf.len();
         codec::encode_into(&mut buf, args)?;
         codec::finish_frame(&mut buf, start, endpoint.config.max_frame_len)?;
-        Ok((call, buf.freeze()))
+        Ok(Request { header, frame: buf.freeze(), args_at })
     }
 
     fn span(&self, method: &'static str) -> tracing::Span {
@@ -282,22 +348,25 @@ impl Proxy {
         }
     }
 
-    /// Calls operation `op` (named `method`, for traces) with the encoded `args` and waits for the
-    /// outcome: `Ok(Ok(value))`, `Ok(Err(application error))`, or `Err(system error)`.
+    /// Calls `method` with the encoded `args` and waits for the outcome: `Ok(Ok(value))`,
+    /// `Ok(Err(application error))`, or `Err(system error)`, within the call's deadline
+    /// ([`Proxy::timeout_for`]). A transport failure is retried by the proxy's
+    /// [`RetryPolicy`] unless the method is one-way; an at-most-once request keeps its call id, so
+    /// the server answers a repeat from its reply history.
     ///
     /// The arguments are encoded before this returns; the returned future does not borrow them.
     ///
     /// # Errors
     /// Every [`Error`] but the handshake ones: the call could not be encoded or sent, the
-    /// connection closed, the deadline passed, or the server reported a fault.
+    /// connection closed (and retries did not help), the deadline passed, or the server reported
+    /// a fault.
     ///
     /// # Cancel safety
     /// Dropping the future abandons the call and tells the server, which drops its work.
     #[doc(hidden)]
     pub fn call<'p, A, T, E>(
         &'p self,
-        op: OpId,
-        method: &'static str,
+        method: &'static MethodDescriptor,
         args: &A,
     ) -> impl Future<Output = Result<Result<T, E>, Error>> + Send + use<'p, A, T, E>
     where
@@ -305,18 +374,27 @@ impl Proxy {
         T: DeserializeOwned,
         E: DeserializeOwned,
     {
-        let deadline = crate::deadline_after(self.timeout);
-        let prepared = self.prepare(op, Flags::default(), args);
-        let span = self.span(method);
+        // A call that waits for its reply is not one-way, whatever the descriptor says.
+        let semantics = match method.semantics {
+            Semantics::Maybe => Semantics::AtMostOnce,
+            semantics => semantics,
+        };
+        let timeout = self.timeout_for(method);
+        let deadline = crate::deadline_after(timeout);
+        let prepared = self.prepare(method, semantics, timeout, args);
+        let span = self.span(method.name);
         async move {
+            let op = method.op;
             let payload = match prepared? {
-                Prepared::Remote(call, frame) => {
-                    let conn = self.connection_before(deadline).await?;
-                    let payload = conn.inner.round_trip(call, frame, deadline, self.timeout).await?;
+                Prepared::Remote(request) => {
+                    let (payload, conn) = self.exchange(semantics, &request, deadline, timeout).await?;
+                    if semantics == Semantics::AtMostOnce {
+                        conn.inner.ack(request.header.call);
+                    }
                     let context = CallContext::remote(conn.into_owned());
                     return self.outcome(op, context.decoding(|| codec::decode::<Outcome<T, E>>(&payload)));
                 }
-                Prepared::Local(args) => self.call_local(op, &args, deadline).await?,
+                Prepared::Local(args) => self.call_local(op, &args, deadline, timeout).await?,
             };
             let context = CallContext::local(Arc::clone(&self.target.endpoint));
             self.outcome(op, context.decoding(|| codec::decode::<Outcome<T, E>>(&payload)))
@@ -324,31 +402,105 @@ impl Proxy {
         .instrument(span)
     }
 
+    /// Sends `request` and waits for its reply's payload, resending it on transport failures as
+    /// the retry policy allows, all before `deadline`. Returns the payload and the connection it
+    /// came on.
+    async fn exchange(
+        &self,
+        semantics: Semantics,
+        request: &Request,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<(Bytes, Cow<'_, Connection>), Error> {
+        let policy = self.retry_policy();
+        let max_frame_len = self.target.endpoint.config.max_frame_len;
+        let call = request.header.call;
+        let retries = AtomicU32::new(0);
+        let allowed = if semantics == Semantics::Maybe { 0 } else { policy.retries };
+        let mut frame = request.frame.clone();
+        // The first failure after which the request may have arrived: what the caller sees if
+        // the retries fail in ways that prove nothing about the earlier attempt.
+        let mut sent: Option<Error> = None;
+        loop {
+            let attempt = async {
+                let conn = self.connection_before(deadline, timeout).await?;
+                // A resend on the live connection, when no reply came in time (`resend_after`).
+                let again = || {
+                    if retries.load(Ordering::Relaxed) >= allowed {
+                        return None;
+                    }
+                    retries.fetch_add(1, Ordering::Relaxed);
+                    request.again(deadline, max_frame_len)
+                };
+                let payload =
+                    conn.inner.round_trip(call, frame, deadline, timeout, policy.resend_after, again).await?;
+                Ok((payload, conn))
+            };
+            let error = match attempt.await {
+                Ok(done) => return Ok(done),
+                Err(Error::NoSuchObject(_)) if sent.is_some() => {
+                    // The object's endpoint is gone: the request may have run there.
+                    return Err(Error::ConnectionClosed(format!(
+                        "the endpoint of object {} is gone (its address leads to another endpoint); \
+                         the call may have run there and was not resent",
+                        self.object()
+                    )));
+                }
+                Err(error) if error.is_transport() && retries.load(Ordering::Relaxed) < allowed => error,
+                // A request that may have arrived earlier must not end in an error that says it
+                // did not run (a refused dial after a broken connection).
+                Err(error) if error.did_not_run() => return Err(sent.unwrap_or(error)),
+                Err(error) => return Err(error),
+            };
+            let may_have_arrived = matches!(error, Error::ConnectionClosed(_));
+            retries.fetch_add(1, Ordering::Relaxed);
+            let wait = policy.backoff(retries.load(Ordering::Relaxed), call.0);
+            if Instant::now() + wait >= deadline {
+                return Err(if error.did_not_run() { sent.unwrap_or(error) } else { error });
+            }
+            tracing::debug!(%call, retry = retries.load(Ordering::Relaxed), %error, ?wait, "transport failed; resending the request");
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            let Some(again) = request.again(deadline, max_frame_len) else {
+                return Err(if error.did_not_run() { sent.unwrap_or(error) } else { error });
+            };
+            frame = again;
+            if may_have_arrived && sent.is_none() {
+                sent = Some(error);
+            }
+        }
+    }
+
     /// The connection to the object's endpoint, dialled if need be, before `deadline`.
-    async fn connection_before(&self, deadline: Instant) -> Result<Cow<'_, Connection>, Error> {
+    async fn connection_before(
+        &self,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Cow<'_, Connection>, Error> {
         match tokio::time::timeout_at(deadline, self.target.connection()).await {
             Ok(conn) => conn,
-            Err(_) => Err(Error::Timeout(self.timeout)),
+            Err(_) => Err(Error::Timeout(timeout)),
         }
     }
 
     /// Encodes a call: a request frame for a remote object, the arguments alone for a local one.
-    fn prepare(&self, op: OpId, flags: Flags, args: &(impl Serialize + ?Sized)) -> Result<Prepared, Error> {
+    fn prepare(
+        &self,
+        method: &MethodDescriptor,
+        semantics: Semantics,
+        timeout: Duration,
+        args: &(impl Serialize + ?Sized),
+    ) -> Result<Prepared, Error> {
         // References among the arguments are protected until this callee says they arrived.
-        crate::context::encoding_for(self.target.reference.endpoint, || self.encode(op, flags, args))
-    }
-
-    fn encode(&self, op: OpId, flags: Flags, args: &(impl Serialize + ?Sized)) -> Result<Prepared, Error> {
-        match self.target.route {
-            Route::Remote(_) => {
-                self.request(op, flags, args).map(|(call, frame)| Prepared::Remote(call, frame))
-            }
+        crate::context::encoding_for(self.target.reference.endpoint, || match self.target.route {
+            Route::Remote(_) => self.request(method, semantics, timeout, args).map(Prepared::Remote),
             Route::Local => {
                 let mut buf = BytesMut::with_capacity(REQUEST_BUFFER);
                 codec::encode_into(&mut buf, args)?;
                 Ok(Prepared::Local(buf))
             }
-        }
+        })
     }
 
     fn outcome<T, E>(&self, op: OpId, decoded: Result<Outcome<T, E>, Error>) -> Result<Result<T, E>, Error> {
@@ -363,7 +515,13 @@ impl Proxy {
 
     /// Runs a call to an object of this endpoint in the caller's task, without the network: the
     /// same checks, deadline and panic handling as a served call. Returns the encoded outcome.
-    async fn call_local(&self, op: OpId, args: &[u8], deadline: Instant) -> Result<BytesMut, Error> {
+    async fn call_local(
+        &self,
+        op: OpId,
+        args: &[u8],
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<BytesMut, Error> {
         let endpoint = &self.target.endpoint;
         let fault = |fault| Error::from_fault(fault, self.object(), self.interface(), self.version(), op);
         if endpoint.is_shutting_down() {
@@ -384,43 +542,67 @@ impl Proxy {
         match tokio::time::timeout_at(deadline, run).await {
             Ok(Ok(())) => Ok(buf),
             Ok(Err(panic)) => Err(Error::ServantPanicked(crate::server::panic_message(&*panic))),
-            Err(_) => Err(Error::Timeout(self.timeout)),
+            Err(_) => Err(Error::Timeout(timeout)),
         }
     }
 
-    /// Sends a one-way call to operation `op`: no reply, so no result and no error beyond a local
-    /// failure to encode or queue the request (maybe semantics).
+    /// Sends a one-way call to `method` (maybe semantics): the request is queued on the open
+    /// connection to the object's endpoint, and the call returns without waiting for the network.
+    /// If no connection is open, it is dialled in the background (within the method's deadline)
+    /// and the request sent then; a failure there is only logged. An object of this endpoint runs
+    /// the call in a task of its own. No result, no remote error, no retry.
     ///
     /// # Errors
-    /// The request could not be encoded, the connection is closed, or the deadline passed while
-    /// the connection's write queue was full.
+    /// The request could not be encoded, or the connection's write queue is full
+    /// ([`Error::WriteQueueFull`]).
     #[doc(hidden)]
     pub fn call_oneway<'p, A>(
         &'p self,
-        op: OpId,
-        method: &'static str,
+        method: &'static MethodDescriptor,
         args: &A,
     ) -> impl Future<Output = Result<(), Error>> + Send + use<'p, A>
     where
         A: Serialize + ?Sized,
     {
-        let deadline = crate::deadline_after(self.timeout);
-        let prepared = self.prepare(op, Flags::ONEWAY, args);
-        let span = self.span(method);
+        let timeout = self.timeout_for(method);
+        let deadline = crate::deadline_after(timeout);
+        let prepared = self.prepare(method, Semantics::Maybe, timeout, args);
+        let span = self.span(method.name);
         async move {
+            let endpoint = &self.target.endpoint;
             match prepared? {
-                Prepared::Remote(_, frame) => {
-                    let conn = self.connection_before(deadline).await?;
-                    if conn.is_closed() {
-                        return Err(conn.inner.closed_error());
+                Prepared::Remote(request) => {
+                    if let Some(conn) = self.target.open_connection() {
+                        return conn.inner.queue(request.frame);
                     }
-                    match tokio::time::timeout_at(deadline, conn.inner.send(frame)).await {
-                        Ok(sent) => sent,
-                        Err(_) => Err(Error::Timeout(self.timeout)),
-                    }
+                    let target = Arc::clone(&self.target);
+                    let work = async move {
+                        let conn = target.connection().await?;
+                        conn.inner.send(request.frame).await
+                    };
+                    endpoint.io.spawn(
+                        async move {
+                            match tokio::time::timeout_at(deadline, work).await {
+                                Ok(Ok(())) => {}
+                                Ok(Err(error)) => tracing::debug!(%error, "one-way call not sent"),
+                                Err(_) => tracing::debug!("one-way call not sent within its deadline"),
+                            }
+                        }
+                        .in_current_span(),
+                    );
+                    Ok(())
                 }
-                // Maybe semantics in-process too: the caller does not see the outcome.
-                Prepared::Local(args) => self.call_local(op, &args, deadline).await.map(drop),
+                // Maybe semantics in-process too: the caller neither waits nor sees the outcome.
+                Prepared::Local(args) => {
+                    let proxy = self.clone();
+                    endpoint.served.spawn(
+                        async move {
+                            let _ = proxy.call_local(method.op, &args, deadline, timeout).await;
+                        }
+                        .in_current_span(),
+                    );
+                    Ok(())
+                }
             }
         }
         .instrument(span)
@@ -435,6 +617,7 @@ impl fmt::Debug for Proxy {
             .field("object", &self.object())
             .field("endpoint", &self.target.reference.endpoint)
             .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
             .field("conn", &self.connection())
             .finish()
     }
@@ -452,9 +635,15 @@ pub trait Stub: Clone + Send + Sync + Sized + 'static {
     /// The proxy the stub calls through.
     fn proxy(&self) -> &Proxy;
 
-    /// The same stub with another deadline for each call.
+    /// The same stub with another deadline for each call, overriding the methods' own and the
+    /// endpoint's default ([`Proxy::with_timeout`]).
     fn with_timeout(&self, timeout: Duration) -> Self {
         Self::from_proxy(self.proxy().clone().with_timeout(timeout))
+    }
+
+    /// The same stub with another retry policy ([`Proxy::with_retry`]).
+    fn with_retry(&self, policy: RetryPolicy) -> Self {
+        Self::from_proxy(self.proxy().clone().with_retry(policy))
     }
 
     /// The reference to the object, as it travels when the stub is sent.

@@ -39,8 +39,25 @@ pub struct Config {
     /// Most connections a listening endpoint keeps open that it accepted (default 1024); a further
     /// connection is closed at once.
     pub max_connections: usize,
-    /// Deadline of a call unless the proxy sets another with `with_timeout` (default 30 s).
+    /// Deadline of a call unless its method's `#[op(timeout = "...")]` or the stub's
+    /// `with_timeout` sets another (default 30 s).
     pub call_timeout: Duration,
+    /// How calls are resent after a transport failure (default: up to 4 retries, backoff from 20 ms
+    /// doubling to 1 s, no resend on a live connection). See [`RetryPolicy`].
+    pub retry: RetryPolicy,
+    /// Longest time this endpoint keeps the reply of an at-most-once call it served for a
+    /// repeated request, if the caller does not acknowledge it first (default 2 min). An entry is
+    /// kept no longer than its caller's deadline either: after it, the caller does not resend.
+    pub reply_history_age: Duration,
+    /// Most replies kept in the reply history (default 65,536); beyond it the oldest are
+    /// forgotten (a repeat of one is answered `Error::ReplyLost`, never run again).
+    pub max_reply_history: usize,
+    /// Most bytes of replies kept in the reply history (default 64 MiB); beyond it the oldest are
+    /// forgotten.
+    pub max_reply_history_bytes: usize,
+    /// How long a caller may hold back the acknowledgements of replies it received, to send them
+    /// with its next request rather than in a frame of their own (default 50 ms).
+    pub ack_delay: Duration,
     /// Frames queued for one connection's writer before senders wait (default 1024).
     pub write_queue: usize,
     /// How long [`Endpoint::shutdown`](crate::Endpoint::shutdown) waits for calls in flight to finish
@@ -89,6 +106,14 @@ impl Config {
     pub const DEFAULT_MAX_DGC_HOLDERS: usize = 10_000;
     /// Default of [`Config::max_held_endpoints`].
     pub const DEFAULT_MAX_HELD_ENDPOINTS: usize = 1024;
+    /// Default of [`Config::reply_history_age`].
+    pub const DEFAULT_REPLY_HISTORY_AGE: Duration = Duration::from_secs(120);
+    /// Default of [`Config::max_reply_history`].
+    pub const DEFAULT_MAX_REPLY_HISTORY: usize = 65_536;
+    /// Default of [`Config::max_reply_history_bytes`].
+    pub const DEFAULT_MAX_REPLY_HISTORY_BYTES: usize = 64 << 20;
+    /// Default of [`Config::ack_delay`].
+    pub const DEFAULT_ACK_DELAY: Duration = Duration::from_millis(50);
     /// Shortest [`Config::dgc_lease`].
     pub const MIN_DGC_LEASE: Duration = Duration::from_millis(10);
     /// Longest [`Config::dgc_lease`].
@@ -163,6 +188,36 @@ impl Config {
         self
     }
 
+    /// Sets [`Config::retry`].
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Sets [`Config::reply_history_age`].
+    pub fn reply_history_age(mut self, age: Duration) -> Self {
+        self.reply_history_age = age;
+        self
+    }
+
+    /// Sets [`Config::max_reply_history`].
+    pub fn max_reply_history(mut self, replies: usize) -> Self {
+        self.max_reply_history = replies;
+        self
+    }
+
+    /// Sets [`Config::max_reply_history_bytes`].
+    pub fn max_reply_history_bytes(mut self, bytes: usize) -> Self {
+        self.max_reply_history_bytes = bytes;
+        self
+    }
+
+    /// Sets [`Config::ack_delay`]; at least 1 ms.
+    pub fn ack_delay(mut self, delay: Duration) -> Self {
+        self.ack_delay = delay.max(Duration::from_millis(1));
+        self
+    }
+
     /// The same configuration with every value brought into its valid range (for configurations
     /// built by assigning the public fields).
     pub(crate) fn sanitized(self) -> Self {
@@ -170,10 +225,12 @@ impl Config {
         let max_in_flight = self.max_in_flight;
         let write_queue = self.write_queue;
         let dgc_lease = self.dgc_lease;
+        let ack_delay = self.ack_delay;
         self.max_frame_len(max_frame_len)
             .max_in_flight(max_in_flight)
             .write_queue(write_queue)
             .dgc_lease(dgc_lease)
+            .ack_delay(ack_delay)
     }
 }
 
@@ -191,6 +248,108 @@ impl Default for Config {
             dgc_lease: Self::DEFAULT_DGC_LEASE,
             max_dgc_holders: Self::DEFAULT_MAX_DGC_HOLDERS,
             max_held_endpoints: Self::DEFAULT_MAX_HELD_ENDPOINTS,
+            retry: RetryPolicy::default(),
+            reply_history_age: Self::DEFAULT_REPLY_HISTORY_AGE,
+            max_reply_history: Self::DEFAULT_MAX_REPLY_HISTORY,
+            max_reply_history_bytes: Self::DEFAULT_MAX_REPLY_HISTORY_BYTES,
+            ack_delay: Self::DEFAULT_ACK_DELAY,
+        }
+    }
+}
+
+/// How a call is resent when the transport fails: how many times, and how long to wait in between.
+///
+/// At-most-once calls (the default) and `#[idempotent]` calls are resent after a connection could
+/// not be made or broke before the reply came, always within the call's deadline; `#[oneway]`
+/// calls never are. An at-most-once call keeps its id, so the server recognises the repeat and
+/// answers it from its reply history. The first retry after a broken connection goes at once
+/// (the proxy dials again); each later one waits a backoff that doubles from
+/// [`RetryPolicy::initial_backoff`] up to [`RetryPolicy::max_backoff`], half of it random-looking
+/// (derived from the call id) so that many callers do not retry in step.
+///
+/// ```
+/// use std::time::Duration;
+/// use rmi_runtime::{Config, RetryPolicy};
+///
+/// let config = Config::default().retry(RetryPolicy::default().retries(2).max_backoff(Duration::from_millis(200)));
+/// assert_eq!(config.retry.retries, 2);
+/// let never = RetryPolicy::none();
+/// assert_eq!(never.retries, 0);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Most times a call is resent after its first attempt (default 4).
+    pub retries: u32,
+    /// Wait before the second retry (default 20 ms).
+    pub initial_backoff: Duration,
+    /// Longest wait between retries (default 1 s).
+    pub max_backoff: Duration,
+    /// Resend a request on the same, live connection when no reply came within this time
+    /// (default `None`: never; over TCP a frame is not lost while its connection lives). For
+    /// transports that may lose frames; each resend counts as a retry.
+    pub resend_after: Option<Duration>,
+}
+
+impl RetryPolicy {
+    /// Default of [`RetryPolicy::retries`].
+    pub const DEFAULT_RETRIES: u32 = 4;
+    /// Default of [`RetryPolicy::initial_backoff`].
+    pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(20);
+    /// Default of [`RetryPolicy::max_backoff`].
+    pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+    /// No retries: a transport failure is the call's error.
+    pub fn none() -> Self {
+        Self { retries: 0, ..Self::default() }
+    }
+
+    /// Sets [`RetryPolicy::retries`].
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Sets [`RetryPolicy::initial_backoff`].
+    pub fn initial_backoff(mut self, backoff: Duration) -> Self {
+        self.initial_backoff = backoff;
+        self
+    }
+
+    /// Sets [`RetryPolicy::max_backoff`].
+    pub fn max_backoff(mut self, backoff: Duration) -> Self {
+        self.max_backoff = backoff;
+        self
+    }
+
+    /// Sets [`RetryPolicy::resend_after`]; at least 1 ms.
+    pub fn resend_after(mut self, after: Option<Duration>) -> Self {
+        self.resend_after = after.map(|d| d.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// The wait before retry number `retry` (1 for the first) of call `call`.
+    pub(crate) fn backoff(&self, retry: u32, call: u64) -> Duration {
+        if retry <= 1 {
+            return Duration::ZERO;
+        }
+        let doubled = self.initial_backoff.saturating_mul(1 << (retry - 2).min(20));
+        let full = doubled.min(self.max_backoff);
+        // Half fixed, half spread by a hash of the call and the retry ("equal jitter").
+        let half = full / 2;
+        let spread = (call ^ u64::from(retry).rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 11;
+        let fraction = spread as f64 / (1u64 << 53) as f64;
+        half + half.mul_f64(fraction)
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            retries: Self::DEFAULT_RETRIES,
+            initial_backoff: Self::DEFAULT_INITIAL_BACKOFF,
+            max_backoff: Self::DEFAULT_MAX_BACKOFF,
+            resend_after: None,
         }
     }
 }
@@ -213,6 +372,30 @@ mod tests {
         assert_eq!(c.dgc_lease, Duration::from_secs(30));
         assert_eq!(c.max_dgc_holders, 10_000);
         assert_eq!(c.max_held_endpoints, 1024);
+        assert_eq!(c.reply_history_age, Duration::from_secs(120));
+        assert_eq!(c.max_reply_history, 65_536);
+        assert_eq!(c.max_reply_history_bytes, 64 << 20);
+        assert_eq!(c.ack_delay, Duration::from_millis(50));
+        let r = c.retry;
+        assert_eq!(
+            (r.retries, r.initial_backoff, r.max_backoff),
+            (4, Duration::from_millis(20), Duration::from_secs(1))
+        );
+        assert_eq!(r.resend_after, None);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_maximum_with_half_of_it_spread() {
+        let r = RetryPolicy::default();
+        assert_eq!(r.backoff(1, 7), Duration::ZERO, "the first retry goes at once");
+        for call in [1u64, 2, 99, u64::MAX] {
+            for (retry, full) in [(2, 20), (3, 40), (4, 80), (10, 1000), (60, 1000)] {
+                let wait = r.backoff(retry, call);
+                let full = Duration::from_millis(full);
+                assert!(wait >= full / 2 && wait <= full, "retry {retry} of call {call}: {wait:?}");
+            }
+        }
+        assert_ne!(r.backoff(3, 1), r.backoff(3, 2), "calls do not retry in step");
     }
 
     #[test]

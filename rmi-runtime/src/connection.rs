@@ -9,7 +9,7 @@
 //! queues the frame and awaits the oneshot (see [`ConnInner::round_trip`]).
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::calls::CallMap;
 use crate::endpoint::EndpointInner;
 use crate::frame::{FrameDecoder, FrameError};
+use crate::server::Served;
 use crate::transport::{BoxRead, BoxWrite, Io, Origin};
 
 /// Size of a connection's write buffer: frames queued together are written with one system call
@@ -56,7 +57,7 @@ pub(crate) struct ConnInner {
     pub(crate) endpoint: Arc<EndpointInner>,
     /// Key in the endpoint's registry of open connections.
     pub(crate) id: u64,
-    peer: EndpointId,
+    pub(crate) peer: EndpointId,
     label: String,
     origin: Origin,
     /// The address this endpoint dialled, its key in the connection pool; `None` if accepted.
@@ -70,7 +71,7 @@ pub(crate) struct ConnInner {
     /// Calls this side serves, for cancel.
     /// Each entry is made before the call's task is spawned and filled in with its abort handle
     /// right after; the task removes it as it ends.
-    pub(crate) served: CallMap<Option<tokio::task::AbortHandle>>,
+    pub(crate) served: CallMap<Served>,
     pub(crate) served_count: AtomicUsize,
     /// Replies the reader could not queue at once and a task is still sending.
     overflow: AtomicUsize,
@@ -80,6 +81,20 @@ pub(crate) struct ConnInner {
     accept_permit: Mutex<Option<OwnedSemaphorePermit>>,
     /// The reader and writer tasks, to abort them if they outlive a shutdown's grace.
     tasks: OnceLock<[tokio::task::AbortHandle; 2]>,
+    /// Replies of at-most-once calls received and not yet acknowledged to the peer.
+    acks: Acks,
+}
+
+/// The acknowledgements a connection owes its peer: the writer sends them with the next frames it
+/// writes, or on its own once they have waited `ack_delay`.
+#[derive(Default)]
+struct Acks {
+    calls: Mutex<Vec<CallId>>,
+    /// Whether `calls` may be non-empty (read without the lock by the writer).
+    waiting: AtomicBool,
+    /// Whether the writer's timer runs for them; while it does, new acks do not wake the writer.
+    timed: AtomicBool,
+    wake: tokio::sync::Notify,
 }
 
 impl Connection {
@@ -111,6 +126,7 @@ impl Connection {
             reason: OnceLock::new(),
             accept_permit: Mutex::new(accept_permit),
             tasks: OnceLock::new(),
+            acks: Acks::default(),
         });
         let reader = endpoint.io.spawn(read_loop(Arc::clone(&inner), io.reader));
         let writer = endpoint.io.spawn(write_loop(Arc::clone(&inner), rx, io.writer));
@@ -205,8 +221,11 @@ impl ConnInner {
         for slot in self.pending.close() {
             let _ = slot.send(Err(Error::ConnectionClosed(reason.clone())));
         }
-        for call in self.served.close().into_iter().flatten() {
-            call.abort();
+        // At-most-once calls run on: their replies wait in the history for the caller's repeat.
+        for call in self.served.close() {
+            if let (Some(abort), false) = (call.abort, call.outlives_connection) {
+                abort.abort();
+            }
         }
         self.accept_permit.lock().unwrap_or_else(PoisonError::into_inner).take();
         self.endpoint.unregister(self.id);
@@ -248,6 +267,16 @@ impl ConnInner {
         }
     }
 
+    /// Queues a frame if the writer's queue has room, without waiting.
+    pub(crate) fn queue(&self, frame: Bytes) -> Result<(), Error> {
+        self.tx.try_send(frame).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::WriteQueueFull {
+                limit: u32::try_from(self.endpoint.config.write_queue).unwrap_or(u32::MAX),
+            },
+            mpsc::error::TrySendError::Closed(_) => self.closed_error(),
+        })
+    }
+
     /// Queues a frame, waiting while the writer's queue is full.
     pub(crate) async fn send(&self, frame: Bytes) -> Result<(), Error> {
         self.tx.send(frame).await.map_err(|_| self.closed_error())
@@ -273,8 +302,31 @@ impl ConnInner {
         }
     }
 
+    /// Owes the peer an acknowledgement of the reply to at-most-once call `call` (the RRA
+    /// exchange): it leaves with the next frames written, or within `ack_delay`.
+    pub(crate) fn ack(&self, call: CallId) {
+        self.acks.calls.lock().unwrap_or_else(PoisonError::into_inner).push(call);
+        self.acks.waiting.store(true, Ordering::Release);
+        if !self.acks.timed.swap(true, Ordering::AcqRel) {
+            self.acks.wake.notify_one();
+        }
+    }
+
+    /// Appends Ack frames for the acknowledgements owed, if any.
+    fn take_acks(&self, out: &mut BytesMut) {
+        if !self.acks.waiting.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let calls = std::mem::take(&mut *self.acks.calls.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut calls = calls.into_iter();
+        while codec::ack_frame(out, &mut calls, self.endpoint.config.max_frame_len) > 0 {}
+    }
+
     /// The client half of a call (doOperation): waits for an in-flight permit, registers the call,
     /// queues its request frame and waits for the reply's payload, all before `deadline`.
+    ///
+    /// With `resend` set, the request is queued again (with the frame `again` makes) each time
+    /// that long passes without a reply, until `again` gives no frame.
     ///
     /// # Cancel safety
     /// Dropping the future forgets the call and sends the peer a cancel for it.
@@ -284,21 +336,35 @@ impl ConnInner {
         frame: Bytes,
         deadline: Instant,
         timeout: Duration,
+        resend: Option<Duration>,
+        mut again: impl FnMut() -> Option<Bytes>,
     ) -> Result<Bytes, Error> {
         if self.is_closed() {
             return Err(self.closed_error());
         }
         let exchange = async {
             let _permit = self.outgoing.acquire().await.map_err(|_| self.closed_error())?;
-            let (slot, reply) = oneshot::channel();
+            let (slot, mut reply) = oneshot::channel();
             if self.pending.insert(call.0, slot).is_err() {
                 return Err(self.closed_error());
             }
             let mut guard = PendingGuard { conn: self, call, armed: true };
             self.send(frame).await?;
-            let result = reply.await.unwrap_or_else(|_| Err(self.closed_error()));
+            let result = loop {
+                let Some(after) = resend else { break (&mut reply).await };
+                match tokio::time::timeout(after, &mut reply).await {
+                    Ok(result) => break result,
+                    Err(_) => match again() {
+                        Some(frame) => {
+                            tracing::debug!(%call, "no reply yet; request sent again");
+                            self.send(frame).await?;
+                        }
+                        None => break (&mut reply).await,
+                    },
+                }
+            };
             guard.armed = false;
-            result
+            result.unwrap_or_else(|_| Err(self.closed_error()))
         };
         match tokio::time::timeout_at(deadline, exchange).await {
             Ok(result) => result,
@@ -321,9 +387,15 @@ impl ConnInner {
             Header::Cancel(call) => {
                 // The entry stays until the call's task ends and removes it, so the id counts as
                 // in use until then and no other call's entry can be removed in its name.
-                if let Some(served) = self.served.get(call.0).flatten() {
+                if let Some(served) = self.served.get(call.0).and_then(|s| s.abort) {
                     tracing::debug!(%call, "peer cancelled the call");
                     served.abort();
+                }
+            }
+            Header::Ack => {
+                let history = &self.endpoint.history;
+                for call in codec::ack_ids(payload) {
+                    history.ack(self.peer, call.map_err(|e| e.to_string())?);
                 }
             }
             other => return Err(format!("unsupported frame {other:?}")),
@@ -412,8 +484,14 @@ async fn read_loop(conn: Arc<ConnInner>, reader: BoxRead) {
 async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer: BoxWrite) {
     let mut out = BufWriter::with_capacity(WRITE_BUFFER, writer);
     let closed = conn.closed.clone();
+    let ack_delay = conn.endpoint.config.ack_delay;
     let work = async {
         let mut closed = std::pin::pin!(closed.cancelled());
+        // Acknowledgements owed leave with the frames of each batch; this timer sends those that
+        // wait `ack_delay` with nothing else to go with.
+        let mut ack_timer = std::pin::pin!(tokio::time::sleep(ack_delay));
+        let mut ack_timed = false;
+        let mut acks = BytesMut::new();
         let mut batch = Vec::with_capacity(WRITE_BATCH);
         loop {
             // Frames still queued are written before a close takes effect.
@@ -421,6 +499,23 @@ async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer:
                 biased;
                 n = rx.recv_many(&mut batch, WRITE_BATCH) => n,
                 () = &mut closed => break,
+                () = conn.acks.wake.notified(), if !ack_timed => {
+                    ack_timer.as_mut().reset(Instant::now() + ack_delay);
+                    ack_timed = true;
+                    continue;
+                }
+                () = &mut ack_timer, if ack_timed => {
+                    ack_timed = false;
+                    conn.acks.timed.store(false, Ordering::Release);
+                    // Acks owed from before the store are sent now; later ones wake the writer.
+                    conn.take_acks(&mut acks);
+                    if !acks.is_empty() {
+                        out.write_all(&acks).await?;
+                        acks.clear();
+                        out.flush().await?;
+                    }
+                    continue;
+                }
             };
             if n == 0 {
                 break;
@@ -430,6 +525,11 @@ async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer:
             }
             while let Ok(frame) = rx.try_recv() {
                 out.write_all(&frame).await?;
+            }
+            conn.take_acks(&mut acks);
+            if !acks.is_empty() {
+                out.write_all(&acks).await?;
+                acks.clear();
             }
             out.flush().await?;
         }

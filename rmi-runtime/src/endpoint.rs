@@ -86,6 +86,8 @@ pub(crate) struct EndpointInner {
     pub(crate) exports: Exports,
     /// The objects of other endpoints this endpoint holds.
     pub(crate) holds: Holds,
+    /// Replies of at-most-once calls served, for repeated requests.
+    pub(crate) history: crate::history::History,
 }
 
 #[derive(Default)]
@@ -166,6 +168,7 @@ impl Endpoint {
                 binder_leases: LeaseKeepers::default(),
                 exports: Exports::default(),
                 holds: Holds::default(),
+                history: crate::history::History::new(&config),
                 config,
             }
         });

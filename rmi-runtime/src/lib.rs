@@ -135,7 +135,7 @@
 //!     name: "Adder",
 //!     id: InterfaceId::from_name("Adder"),
 //!     version: 1,
-//!     methods: &[MethodDescriptor { name: "add", op: ADD }],
+//!     methods: &[MethodDescriptor::new("add", ADD)],
 //! };
 //!
 //! // The server side: decode the arguments, run the method, write the outcome.
@@ -173,7 +173,7 @@
 //!
 //! impl AdderClient {
 //!     async fn add(&self, a: i64, b: i64) -> Result<i64, Error> {
-//!         let sum = self.0.call::<_, i64, NoError>(ADD, "add", &(a, b)).await?;
+//!         let sum = self.0.call::<_, i64, NoError>(&ADDER.methods[0], &(a, b)).await?;
 //!         Ok(sum.unwrap_or_else(|never| match never {}))
 //!     }
 //! }
@@ -213,7 +213,11 @@ mod connection;
 mod context;
 pub mod dgc;
 mod endpoint;
+#[cfg(feature = "fault-injection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fault-injection")))]
+pub mod fault;
 mod frame;
+mod history;
 mod server;
 mod table;
 pub mod transport;
@@ -221,7 +225,7 @@ pub mod transport;
 mod wire_tests;
 
 pub use client::{Proxy, Stub};
-pub use config::Config;
+pub use config::{Config, RetryPolicy};
 pub use connection::Connection;
 pub use context::CallContext;
 pub use dgc::Export;
@@ -229,7 +233,7 @@ pub use endpoint::{Endpoint, ToAddress};
 pub use rmi_core::{
     Address, AddressParseError, BinderError, Binding, BoxFuture, CallId, Dispatch, EndpointId, Error, Fault,
     InterfaceDescriptor, InterfaceId, MethodDescriptor, NoError, ObjectId, OpId, RemoteRef, Reply, Secret,
-    Versions, VersionsParseError, Wire, decode_args,
+    Semantics, Versions, VersionsParseError, Wire, decode_args,
 };
 pub use rmi_macros::remote;
 
@@ -247,12 +251,13 @@ pub mod __private {
     pub use ::core::marker::{Copy, Send, Sync};
     pub use ::core::option::Option;
     pub use ::core::result::Result;
+    pub use ::core::time::Duration;
     pub use ::serde;
     pub use ::std::boxed::Box;
     pub use ::std::sync::Arc;
     pub use rmi_core::{
         BoxFuture, Dispatch, Fault, InterfaceDescriptor, InterfaceId, MethodDescriptor, NoError, OpId, Reply,
-        assert_wire, decode_args, into_ok,
+        Semantics, assert_wire, decode_args, into_ok,
     };
 }
 

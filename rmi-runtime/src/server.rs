@@ -14,12 +14,13 @@ use std::sync::atomic::Ordering;
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use rmi_core::codec;
-use rmi_core::{CallId, Dispatch, Error, Fault, Flags, Header, Reply, RequestHeader};
+use rmi_core::{CallId, Dispatch, EndpointId, Error, Fault, Flags, Header, Reply, RequestHeader, Semantics};
 use tracing::Instrument;
 
 use crate::connection::{ConnInner, Connection, handshake_within};
 use crate::context::{CallContext, Serving};
 use crate::endpoint::EndpointInner;
+use crate::history::Begin;
 use crate::transport::Listener;
 
 /// Initial size of a reply buffer; it grows with the reply.
@@ -59,11 +60,36 @@ impl ConnInner {
         }
         // From here the call holds a slot; the guard releases it however the call ends, even if
         // a cancel aborts the task before it first runs (the task then drops its future unpolled).
-        let mut slot = ServedGuard { conn: Arc::clone(self), call: None };
-        if self.served.insert(request.call.0, None).is_err() {
+        let mut slot = ServedGuard { conn: Arc::clone(self), call: None, history: None };
+        let semantics = Semantics::from_flags(request.flags);
+        if semantics == Semantics::AtMostOnce {
+            let conn = Connection { inner: Arc::clone(self) };
+            match endpoint.history.begin(endpoint, self.peer, request.call, request.timeout(), &conn) {
+                Begin::Run => slot.history = Some(self.peer),
+                Begin::Running => {
+                    tracing::debug!(call = %request.call, "repeated request of a running call");
+                    return;
+                }
+                Begin::Replay(reply) => {
+                    tracing::debug!(call = %request.call, "repeated request answered from the reply history");
+                    return self.send_now(reply);
+                }
+                Begin::Lost => {
+                    tracing::debug!(call = %request.call, "repeated request of a call whose reply is lost");
+                    return self.reply_fault_now(request.call, Fault::ReplyLost);
+                }
+            }
+        }
+        // An at-most-once call with a deadline outlives its connection: its reply waits in the
+        // history for the caller's repeat over a new connection.
+        let outlives_connection = slot.history.is_some() && request.timeout_us.is_some();
+        if self.served.insert(request.call.0, Served { abort: None, outlives_connection }).is_err() {
             // Closed meanwhile, or the peer reused a call id that is still running.
             if !self.is_closed() {
                 tracing::warn!(call = %request.call, "peer reused the id of a call in flight; request dropped");
+            }
+            if let Some(peer) = slot.history.take() {
+                endpoint.history.forget(peer, request.call);
             }
             return;
         }
@@ -81,25 +107,42 @@ impl ConnInner {
         // inserts entries and handles cancels, so none comes in between; if the entry is gone, the
         // call has ended already, or the connection closed in between and this call escaped the
         // close's aborts.
-        if !self.served.replace(call, Some(task.abort_handle())) && self.is_closed() {
+        let entry = Served { abort: Some(task.abort_handle()), outlives_connection };
+        if !self.served.replace(call, entry) && self.is_closed() && !outlives_connection {
             task.abort();
         }
     }
 }
 
+/// A call being served, in its connection's table: how to abort it (on cancel, or when the
+/// connection closes), once its task is spawned.
+#[derive(Clone)]
+pub(crate) struct Served {
+    pub(crate) abort: Option<tokio::task::AbortHandle>,
+    /// Whether it runs on when the connection closes (at-most-once calls with a deadline).
+    pub(crate) outlives_connection: bool,
+}
+
 /// A served call's slot: its entry in the connection's table of served calls and its place in the
-/// in-flight count. Dropping it releases both, so it lives in the call's future from the start: a
-/// task aborted before its first poll still drops it.
+/// in-flight count, and for an at-most-once call its entry in the reply history. Dropping it
+/// releases them, so it lives in the call's future from the start: a task aborted before its first
+/// poll still drops it.
 struct ServedGuard {
     conn: Arc<ConnInner>,
     /// The entry in `served`, once it is made.
     call: Option<CallId>,
+    /// The caller, if the call is entered in the reply history.
+    history: Option<EndpointId>,
 }
 
 impl Drop for ServedGuard {
     fn drop(&mut self) {
         if let Some(call) = self.call {
             self.conn.served.remove(call.0);
+            if let Some(peer) = self.history {
+                // Ended without a reply: deadline passed, cancelled, or aborted at shutdown.
+                self.conn.endpoint.history.abandon(peer, call);
+            }
         }
         self.conn.served_count.fetch_sub(1, Ordering::AcqRel);
     }
@@ -153,7 +196,19 @@ async fn serve_call(
             return;
         }
     }
-    let send = conn.send(buf.freeze());
+    let frame = buf.freeze();
+    // An at-most-once reply goes into the history first, and to the connection of the latest
+    // repeat of the request, if one came while the call ran.
+    // (Once completed, the guard's `abandon` finds the entry done and leaves it.)
+    let redirect = slot.history.and_then(|peer| conn.endpoint.history.complete(peer, request.call, &frame));
+    let target = match &redirect {
+        Some(other) if !other.is_closed() => &other.inner,
+        _ => conn,
+    };
+    if target.is_closed() {
+        return;
+    }
+    let send = target.send(frame);
     match deadline {
         // A send that completes at once never registers the timer.
         Some(deadline) => {
@@ -246,7 +301,7 @@ mod tests {
         name: "Bigger",
         id: InterfaceId::from_name("Bigger"),
         version: 1,
-        methods: &[MethodDescriptor { name: "big", op: BIG }],
+        methods: &[MethodDescriptor::new("big", BIG)],
     };
 
     /// Answers every call with a 1 MiB string.

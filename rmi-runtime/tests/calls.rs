@@ -6,6 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
+
+/// An operation `Lab` does not have.
+static NOPE: rmi_runtime::MethodDescriptor = rmi_runtime::MethodDescriptor::new("nope", rmi_runtime::OpId(1));
 use rmi_runtime::{Config, Endpoint, Error, InterfaceId, ObjectId, RemoteRef, Stub};
 
 async fn round_trip(kind: &str) {
@@ -160,9 +163,9 @@ async fn a_oneway_call_runs_without_a_reply() {
 #[tokio::test]
 async fn arguments_of_the_wrong_type_are_bad_arguments() {
     let s = setup("memory").await;
-    let r = s.lab.0.call::<_, i32, rmi_runtime::NoError>(ADD, "add", &("not", "numbers")).await;
+    let r = s.lab.0.call::<_, i32, rmi_runtime::NoError>(method(ADD), &("not", "numbers")).await;
     assert!(matches!(r, Err(Error::BadArguments(_))), "{r:?}");
-    let r = s.lab.0.call::<_, (), rmi_runtime::NoError>(rmi_runtime::OpId(1), "nope", &()).await;
+    let r = s.lab.0.call::<_, (), rmi_runtime::NoError>(&NOPE, &()).await;
     assert!(matches!(r, Err(Error::NoSuchOperation { .. })), "{r:?}");
 }
 

@@ -195,13 +195,17 @@ fn frame(header: &Header, body: impl FnOnce(&mut BytesMut)) -> Vec<u8> {
 
 /// A request frame for `op` of the `Lab` object `object`.
 fn request(call: u64, object: ObjectId, op: OpId, args: &impl Serialize) -> Vec<u8> {
+    request_with(Flags::default(), call, object, op, args)
+}
+
+fn request_with(flags: Flags, call: u64, object: ObjectId, op: OpId, args: &impl Serialize) -> Vec<u8> {
     let header = Header::Request(RequestHeader {
         call: CallId(call),
         object,
         interface: LAB.id,
         version: LAB.version,
         op,
-        flags: Flags::default(),
+        flags,
         timeout_us: None,
     });
     frame(&header, |buf| codec::encode_into(buf, args).unwrap())
@@ -259,23 +263,67 @@ async fn calls_cancelled_before_their_task_starts_release_their_in_flight_slots(
 
 #[tokio::test]
 async fn an_id_cancelled_but_still_ending_is_in_use_and_free_once_ended() {
+    // Idempotent calls: no reply history, only the connection's table of calls in flight.
     let s = setup("tcp").await;
     let mut raw = raw_after_handshake(&s.address).await;
+    let object = s.reference.object;
+    let hang = |call| request_with(Flags::IDEMPOTENT, call, object, HANG, &());
     // The first call 5 is aborted before it starts, but its task has not ended when the second
     // call 5 arrives: the id is still in use, so the second is dropped (had it run, the end of the
     // first would have removed its entry and no cancel could have reached it).
-    let mut bytes = request(5, s.reference.object, HANG, &());
+    let mut bytes = hang(5);
     bytes.extend(cancel(5));
-    bytes.extend(request(5, s.reference.object, HANG, &()));
-    bytes.extend(request(8, s.reference.object, ADD, &(1i32, 2i32)));
+    bytes.extend(hang(5));
+    bytes.extend(request(8, object, ADD, &(1i32, 2i32)));
     raw.write_all(&bytes).await.unwrap();
     assert_eq!(reply_to::<i32>(&mut raw, 8).await, Outcome::Ok(3));
     assert!(s.probe.started.notified().now_or_never().is_none(), "the second call 5 ran");
     // Once the first has ended, the id is free again, and a cancel reaches the call using it.
-    raw.write_all(&request(5, s.reference.object, HANG, &())).await.unwrap();
+    raw.write_all(&hang(5)).await.unwrap();
     within(5, s.probe.started.notified()).await;
     raw.write_all(&cancel(5)).await.unwrap();
     within(5, s.probe.dropped.notified()).await;
+}
+
+#[tokio::test]
+async fn repeated_at_most_once_requests_are_answered_from_the_history_and_never_run_again() {
+    let s = setup("tcp").await;
+    let mut raw = raw_after_handshake(&s.address).await;
+    let object = s.reference.object;
+    // A repeat after the reply: the same reply again.
+    raw.write_all(&request(5, object, ADD, &(1i32, 2i32))).await.unwrap();
+    assert_eq!(reply_to::<i32>(&mut raw, 5).await, Outcome::Ok(3));
+    raw.write_all(&request(5, object, ADD, &(100i32, 200i32))).await.unwrap();
+    assert_eq!(reply_to::<i32>(&mut raw, 5).await, Outcome::Ok(3), "the repeat ran");
+    // A repeat while the call runs: one reply, for both.
+    let mut bytes = request(7, object, GATE, &());
+    bytes.extend(request(7, object, GATE, &()));
+    raw.write_all(&bytes).await.unwrap();
+    within(5, s.probe.started.notified()).await;
+    s.probe.release.notify_one();
+    assert_eq!(reply_to::<u32>(&mut raw, 7).await, Outcome::Ok(7));
+    assert!(s.probe.started.notified().now_or_never().is_none(), "the repeat ran");
+    // A repeat of a call that was cancelled mid-way: its reply is lost, and it does not run again.
+    raw.write_all(&request(6, object, HANG, &())).await.unwrap();
+    within(5, s.probe.started.notified()).await;
+    raw.write_all(&cancel(6)).await.unwrap();
+    within(5, s.probe.dropped.notified()).await;
+    raw.write_all(&request(6, object, HANG, &())).await.unwrap();
+    assert_eq!(reply_to::<()>(&mut raw, 6).await, Outcome::Fault(Fault::ReplyLost));
+    assert!(s.probe.started.notified().now_or_never().is_none(), "the repeat ran");
+    // Acknowledged, a call is forgotten; an ack of unknown calls is harmless, a bad one closes.
+    let mut ack = Vec::new();
+    ack.extend(frame(&Header::Ack, |buf| {
+        for id in [5u64, 6, 12345] {
+            codec::encode_into(buf, &id).unwrap();
+        }
+    }));
+    ack.extend(request(9, object, ADD, &(2i32, 2i32)));
+    raw.write_all(&ack).await.unwrap();
+    assert_eq!(reply_to::<i32>(&mut raw, 9).await, Outcome::Ok(4));
+    raw.write_all(&frame(&Header::Ack, |buf| buf.extend_from_slice(&[0xff; 11]))).await.unwrap();
+    let mut rest = Vec::new();
+    within(5, raw.read_to_end(&mut rest)).await.unwrap();
 }
 
 #[tokio::test]

@@ -5,11 +5,31 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rmi_runtime::{Config, Endpoint, Error, Stub};
+use futures_util::FutureExt;
+use rmi_runtime::{Config, Endpoint, Error, RetryPolicy, Stub};
 
 #[tokio::test]
-async fn a_connection_dropped_mid_call_fails_the_call_promptly() {
+async fn a_connection_dropped_mid_call_is_resent_and_the_call_runs_once() {
     let s = setup("tcp").await;
+    let lab = s.lab.clone();
+    let call = tokio::spawn(async move { lab.gate().await });
+    within(5, s.probe.started.notified()).await;
+
+    // The server drops the connection while the call runs; the call runs on, and the client
+    // dials again and resends the request with the same call id.
+    let first = s.lab.0.connection().unwrap().clone();
+    s.server.connection_to(s.client.id()).expect("accepted connection").close();
+    within(5, first.closed()).await;
+    s.probe.release.notify_one();
+    assert_eq!(within(5, call).await.unwrap().unwrap(), 7, "the reply came over the new connection");
+    assert!(s.probe.started.notified().now_or_never().is_none(), "the call ran twice");
+    let second = s.client.connection_to(s.server.id()).expect("a new connection");
+    assert!(first.is_closed() && !second.is_closed());
+}
+
+#[tokio::test]
+async fn without_retries_a_connection_dropped_mid_call_fails_the_call_promptly() {
+    let s = setup_with("tcp", Config::default(), Config::default().retry(RetryPolicy::none())).await;
     let lab = s.lab.clone();
     let call = tokio::spawn(async move { lab.hang().await });
     within(5, s.probe.started.notified()).await;
@@ -19,8 +39,6 @@ async fn a_connection_dropped_mid_call_fails_the_call_promptly() {
     let r = within(5, call).await.unwrap();
     assert!(matches!(r, Err(Error::ConnectionClosed(_))), "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
-    // The servant's work on the closed connection was dropped.
-    within(5, s.probe.dropped.notified()).await;
 
     // The proxy dials again on its next call; new proxies use the new connection too.
     assert_eq!(within(5, s.lab.add(1, 1)).await.unwrap(), 2);

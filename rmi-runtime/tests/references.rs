@@ -473,8 +473,8 @@ async fn a_reference_in_transit_is_kept_one_lease_for_its_receiver() {
         factories("memory://refs-transit", Config::default().dgc_lease(lease)).await;
 
     // Read the reply as a plain reference: nobody registers it.
-    let open = FactoryOp::Open.id();
-    let raw = factory.proxy().call::<_, RemoteRef, NoError>(open, "open", &()).await.unwrap().unwrap();
+    let open = FactoryOp::Open.descriptor();
+    let raw = factory.proxy().call::<_, RemoteRef, NoError>(open, &()).await.unwrap().unwrap();
     assert!(raw.collected);
     tokio::time::sleep(lease * 3 / 4).await;
     assert_eq!(server.exported_count(), baseline + 1, "collected while in transit");
@@ -487,7 +487,7 @@ async fn a_reference_in_transit_is_kept_one_lease_for_its_receiver() {
 
     // Never registered: it goes one lease after it was sent.
     let sent = tokio::time::Instant::now();
-    let _raw = factory.proxy().call::<_, RemoteRef, NoError>(open, "open", &()).await.unwrap().unwrap();
+    let _raw = factory.proxy().call::<_, RemoteRef, NoError>(open, &()).await.unwrap().unwrap();
     within(5, gone.recv()).await.unwrap();
     assert!(sent.elapsed() >= lease, "collected before its lease ended");
     assert_eq!(server.exported_count(), baseline);
@@ -515,9 +515,9 @@ async fn pinned_objects_stay_and_are_told_when_unreferenced() {
 async fn a_reference_of_another_interface_is_refused_when_decoded() {
     let Factories { server, factory, .. } =
         factories("memory://refs-wrong-interface", Config::default()).await;
-    let open = FactoryOp::Open.id();
+    let open = FactoryOp::Open.descriptor();
     // The reply holds a SessionClient; decoding it as a HelloClient must fail, not mistype it.
-    let r = factory.proxy().call::<_, HelloClient, NoError>(open, "open", &()).await;
+    let r = factory.proxy().call::<_, HelloClient, NoError>(open, &()).await;
     let Err(Error::Decode(message)) = r else { panic!("decoded a session as a greeter: {r:?}") };
     assert!(message.contains("Hello"), "{message}");
     // Outside a call, a stub cannot be decoded: there is no endpoint to bind it to.
@@ -593,9 +593,8 @@ async fn references_to_countless_endpoints_hold_at_most_the_limit() {
     let forger: ForgerClient = client.proxy(&forger).await.unwrap();
 
     // The made-up references arrive as greeters (the same bytes on the wire).
-    let op = ForgerOp::Forged.id();
-    let greeters =
-        forger.proxy().call::<_, Vec<HelloClient>, NoError>(op, "forged", &(50u32,)).await.unwrap().unwrap();
+    let op = ForgerOp::Forged.descriptor();
+    let greeters = forger.proxy().call::<_, Vec<HelloClient>, NoError>(op, &(50u32,)).await.unwrap().unwrap();
     assert_eq!(greeters.len(), 50);
     assert_eq!(client.held_count(), 2, "held objects of more endpoints than the limit");
     // They fail like any unreachable object, without harm to the rest.

@@ -5,6 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::local;
+use crate::attr::SemanticsAttr;
 use crate::model::{Interface, Method, Output};
 
 pub(super) fn expand(iface: &Interface<'_>) -> TokenStream {
@@ -134,6 +135,7 @@ fn inherent_method(iface: &Interface<'_>, m: &Method<'_>) -> TokenStream {
     let name = m.ident;
     let name_str = m.name();
     let variant = &m.variant;
+    let method = quote!(#ops::#variant.descriptor());
     let arg_names: Vec<_> = m.args.iter().map(|a| a.ident).collect();
     let arg_types = m.args.iter().map(|a| a.ty);
     let mut docs: Vec<_> = m.forwarded_attrs().map(|a| quote!(#a)).collect();
@@ -141,16 +143,32 @@ fn inherent_method(iface: &Interface<'_>, m: &Method<'_>) -> TokenStream {
         let doc = format!(" Calls `{name_str}` on the remote object.");
         docs.push(quote!(#[doc = #doc]));
     }
+    if m.semantics == Some(SemanticsAttr::Oneway) {
+        docs.push(quote!(#[doc = ""]));
+        docs.push(quote!(#[doc = " One-way (maybe semantics): the request is queued and the call returns without waiting \
+            for the network; no result, no remote error."]));
+    }
     // Spanned at the user's method, so a type that cannot travel is reported there too.
     let call_fn = syn::Ident::new("call", name.span());
     let args = quote_spanned!(name.span()=> &(#(#arg_names,)*));
     let call = |ok: &dyn quote::ToTokens, err: &dyn quote::ToTokens| {
         quote! {
             self.proxy
-                .#call_fn::<_, #ok, #err>(#ops::#variant.id(), #name_str, #args)
+                .#call_fn::<_, #ok, #err>(#method, #args)
                 .await
         }
     };
+    if m.semantics == Some(SemanticsAttr::Oneway) {
+        let call_fn = syn::Ident::new("call_oneway", name.span());
+        return quote! {
+            #(#docs)*
+            pub async fn #name(&self, #(#arg_names: #arg_types),*)
+                -> #rt::__private::Result<(), #rt::__private::Error>
+            {
+                self.proxy.#call_fn(#method, #args).await
+            }
+        };
+    }
     let (ret, body) = match &m.output {
         Output::Unit => {
             let call = call(&quote!(()), &quote!(#rt::__private::NoError));

@@ -3,6 +3,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
+use crate::attr::SemanticsAttr;
 use crate::model::Interface;
 
 pub(super) fn expand(iface: &Interface<'_>) -> TokenStream {
@@ -17,7 +18,37 @@ pub(super) fn expand(iface: &Interface<'_>) -> TokenStream {
     let variants: Vec<_> = iface.methods.iter().map(|m| &m.variant).collect();
     let names: Vec<_> = iface.methods.iter().map(|m| m.name()).collect();
     let ids: Vec<_> = iface.methods.iter().map(|m| Literal::u32_suffixed(m.op)).collect();
-    let variant_docs = iface.methods.iter().map(|m| format!(" `{}` (operation id {})", m.name(), m.op));
+    let descriptors = iface.methods.iter().zip(&ids).map(|(m, id)| {
+        let name = m.name();
+        let semantics = m.semantics.map(|s| {
+            let variant = match s {
+                SemanticsAttr::Oneway => quote!(Maybe),
+                SemanticsAttr::Idempotent => quote!(AtLeastOnce),
+            };
+            quote!(.with_semantics(#rt::__private::Semantics::#variant))
+        });
+        let timeout = m.timeout.map(|t| {
+            let (secs, nanos) = (Literal::u64_suffixed(t.as_secs()), Literal::u32_suffixed(t.subsec_nanos()));
+            quote!(.with_timeout(#rt::__private::Duration::new(#secs, #nanos)))
+        });
+        quote! {
+            #rt::__private::MethodDescriptor::new(#name, #rt::__private::OpId(#id))#semantics #timeout
+        }
+    });
+    // Variants are numbered in declaration order, like the descriptor's methods.
+    let descriptor_body = if iface.methods.is_empty() {
+        quote!(match self {})
+    } else {
+        quote!(&Self::DESCRIPTOR.methods[self as usize])
+    };
+    let variant_docs = iface.methods.iter().map(|m| {
+        let semantics = match m.semantics {
+            None => "at-most-once",
+            Some(SemanticsAttr::Idempotent) => "idempotent: at-least-once",
+            Some(SemanticsAttr::Oneway) => "oneway: maybe",
+        };
+        format!(" `{}` (operation id {}, {semantics})", m.name(), m.op)
+    });
     let doc =
         format!(" Operations of the remote interface [`{trait_ident}`], with their stable operation ids.");
 
@@ -47,12 +78,7 @@ pub(super) fn expand(iface: &Interface<'_>) -> TokenStream {
                     name: #name,
                     id: #rt::__private::InterfaceId(#id),
                     version: #version,
-                    methods: &[#(
-                        #rt::__private::MethodDescriptor {
-                            name: #names,
-                            op: #rt::__private::OpId(#ids),
-                        }
-                    ),*],
+                    methods: &[#(#descriptors),*],
                 };
 
             /// The operation's id on the wire.
@@ -60,6 +86,11 @@ pub(super) fn expand(iface: &Interface<'_>) -> TokenStream {
                 match self {
                     #( Self::#variants => #rt::__private::OpId(#ids), )*
                 }
+            }
+
+            /// The operation's descriptor: name, id, invocation semantics, default deadline.
+            pub const fn descriptor(self) -> &'static #rt::__private::MethodDescriptor {
+                #descriptor_body
             }
 
             /// The method's name.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rmi_runtime::{
     Address, BoxFuture, Config, Dispatch, Endpoint, Error, Fault, InterfaceDescriptor, InterfaceId,
-    MethodDescriptor, NoError, ObjectId, OpId, Proxy, RemoteRef, Reply, Stub, decode_args,
+    MethodDescriptor, NoError, ObjectId, OpId, Proxy, RemoteRef, Reply, Semantics, Stub, decode_args,
 };
 use tokio::sync::{Notify, mpsc};
 
@@ -27,18 +27,23 @@ pub static LAB: InterfaceDescriptor = InterfaceDescriptor {
     id: InterfaceId::from_name("Lab"),
     version: 1,
     methods: &[
-        MethodDescriptor { name: "echo", op: ECHO },
-        MethodDescriptor { name: "add", op: ADD },
-        MethodDescriptor { name: "div", op: DIV },
-        MethodDescriptor { name: "sleep", op: SLEEP },
-        MethodDescriptor { name: "panic", op: PANIC },
-        MethodDescriptor { name: "hang", op: HANG },
-        MethodDescriptor { name: "gate", op: GATE },
-        MethodDescriptor { name: "whoami", op: WHOAMI },
-        MethodDescriptor { name: "record", op: RECORD },
-        MethodDescriptor { name: "repeat", op: REPEAT },
+        MethodDescriptor::new("echo", ECHO),
+        MethodDescriptor::new("add", ADD),
+        MethodDescriptor::new("div", DIV),
+        MethodDescriptor::new("sleep", SLEEP),
+        MethodDescriptor::new("panic", PANIC),
+        MethodDescriptor::new("hang", HANG),
+        MethodDescriptor::new("gate", GATE),
+        MethodDescriptor::new("whoami", WHOAMI),
+        MethodDescriptor::new("record", RECORD).with_semantics(Semantics::Maybe),
+        MethodDescriptor::new("repeat", REPEAT),
     ],
 };
+
+/// The descriptor of `Lab`'s operation `op`.
+pub fn method(op: OpId) -> &'static MethodDescriptor {
+    LAB.method(op).expect("an operation of Lab")
+}
 
 /// What the test observes of the servant.
 pub struct Probe {
@@ -160,43 +165,43 @@ fn ok<T>(r: Result<T, NoError>) -> T {
 
 impl LabClient {
     pub async fn echo(&self, s: &str) -> Result<String, Error> {
-        self.0.call::<_, String, NoError>(ECHO, "echo", &(s,)).await.map(ok)
+        self.0.call::<_, String, NoError>(method(ECHO), &(s,)).await.map(ok)
     }
 
     pub async fn add(&self, a: i32, b: i32) -> Result<i32, Error> {
-        self.0.call::<_, i32, NoError>(ADD, "add", &(a, b)).await.map(ok)
+        self.0.call::<_, i32, NoError>(method(ADD), &(a, b)).await.map(ok)
     }
 
     pub async fn div(&self, a: i32, b: i32) -> Result<Result<i32, String>, Error> {
-        self.0.call(DIV, "div", &(a, b)).await
+        self.0.call(method(DIV), &(a, b)).await
     }
 
     pub async fn sleep(&self, ms: u64, tag: u32) -> Result<u32, Error> {
-        self.0.call::<_, u32, NoError>(SLEEP, "sleep", &(ms, tag)).await.map(ok)
+        self.0.call::<_, u32, NoError>(method(SLEEP), &(ms, tag)).await.map(ok)
     }
 
     pub async fn panic(&self) -> Result<(), Error> {
-        self.0.call::<_, (), NoError>(PANIC, "panic", &()).await.map(ok)
+        self.0.call::<_, (), NoError>(method(PANIC), &()).await.map(ok)
     }
 
     pub async fn hang(&self) -> Result<(), Error> {
-        self.0.call::<_, (), NoError>(HANG, "hang", &()).await.map(ok)
+        self.0.call::<_, (), NoError>(method(HANG), &()).await.map(ok)
     }
 
     pub async fn gate(&self) -> Result<u32, Error> {
-        self.0.call::<_, u32, NoError>(GATE, "gate", &()).await.map(ok)
+        self.0.call::<_, u32, NoError>(method(GATE), &()).await.map(ok)
     }
 
     pub async fn whoami(&self) -> Result<String, Error> {
-        self.0.call::<_, String, NoError>(WHOAMI, "whoami", &()).await.map(ok)
+        self.0.call::<_, String, NoError>(method(WHOAMI), &()).await.map(ok)
     }
 
     pub async fn record_oneway(&self, n: u32) -> Result<(), Error> {
-        self.0.call_oneway(RECORD, "record", &(n,)).await
+        self.0.call_oneway(method(RECORD), &(n,)).await
     }
 
     pub async fn repeat(&self, n: u32) -> Result<String, Error> {
-        self.0.call::<_, String, NoError>(REPEAT, "repeat", &(n,)).await.map(ok)
+        self.0.call::<_, String, NoError>(method(REPEAT), &(n,)).await.map(ok)
     }
 }
 

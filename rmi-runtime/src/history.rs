@@ -1,0 +1,259 @@
+//! The duplicate filter and reply history of at-most-once calls, on the serving side.
+//!
+//! Every at-most-once request is entered under its caller's endpoint id and call id before it runs.
+//! A repeat of the same call (resent after a broken connection, or duplicated on the way) finds the
+//! entry: while the call runs, the repeat only redirects the reply to the connection it came on;
+//! once it has replied, the repeat is answered with the stored reply frame; the method never runs
+//! twice. The caller acknowledges each reply it received (`Header::Ack`), which removes the entry
+//! (the request-reply-acknowledge exchange).
+//!
+//! The history is bounded. An entry lives at most until its caller's deadline (after it, the
+//! caller does not resend) and at most [`Config::reply_history_age`](crate::Config); beyond
+//! [`Config::max_reply_history`](crate::Config) entries or
+//! [`Config::max_reply_history_bytes`](crate::Config) bytes the oldest go first. Forgetting an
+//! unacknowledged entry raises its caller's *floor*: a later request of that caller with a call id
+//! at or below it that is not in the history is answered `Fault::ReplyLost`, never run, because it
+//! may be a repeat of a call that ran. Call ids of one endpoint only grow, so this costs a new call
+//! nothing, and the floor is remembered for another `reply_history_age`.
+//!
+//! The history is sharded by call, like the call maps; each lock is held for one map operation and
+//! a few steps of pruning.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rmi_core::{CallId, EndpointId};
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::connection::Connection;
+use crate::endpoint::EndpointInner;
+
+const SHARDS: usize = 16;
+
+type Key = (EndpointId, u64);
+
+/// What to do with an at-most-once request.
+pub(crate) enum Begin {
+    /// A new call: run it, then [`History::complete`] it.
+    Run,
+    /// A repeat of a call still running: its reply goes to the repeat's connection.
+    Running,
+    /// A repeat of a call that replied: send this reply frame again.
+    Replay(Bytes),
+    /// A repeat of a call whose reply is gone: answer `Fault::ReplyLost`.
+    Lost,
+}
+
+enum State {
+    Running {
+        /// The connection of the latest repeat, if one came: the reply goes there.
+        reply_to: Option<Connection>,
+    },
+    Done(Bytes),
+    /// Abandoned (deadline, cancel) before it replied.
+    Lost,
+}
+
+#[derive(Default)]
+struct Shard {
+    entries: HashMap<Key, State>,
+    /// Keys in arrival order, for pruning; may hold keys already removed.
+    order: VecDeque<(Key, Instant)>,
+    /// Reply bytes held.
+    bytes: usize,
+    /// Per caller: call ids at or below this may have run and are forgotten; until when.
+    floors: HashMap<EndpointId, (u64, Instant)>,
+}
+
+/// The reply history of one endpoint.
+pub(crate) struct History {
+    shards: [Mutex<Shard>; SHARDS],
+    max_entries: usize,
+    max_bytes: usize,
+    max_age: Duration,
+    sweeping: AtomicBool,
+}
+
+impl History {
+    pub(crate) fn new(config: &Config) -> Self {
+        Self {
+            shards: std::array::from_fn(|_| Mutex::default()),
+            max_entries: config.max_reply_history.div_ceil(SHARDS).max(1),
+            max_bytes: config.max_reply_history_bytes.div_ceil(SHARDS).max(1),
+            max_age: config.reply_history_age,
+            sweeping: AtomicBool::new(false),
+        }
+    }
+
+    fn shard(&self, key: Key) -> MutexGuard<'_, Shard> {
+        let mixed = (key.0.as_u128() as u64) ^ key.1;
+        let index = (mixed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as usize % SHARDS;
+        self.shards[index].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Enters a request of `peer`'s call `call`, arrived on `conn`, whose caller waits `timeout`.
+    pub(crate) fn begin(
+        &self,
+        endpoint: &Arc<EndpointInner>,
+        peer: EndpointId,
+        call: CallId,
+        timeout: Option<Duration>,
+        conn: &Connection,
+    ) -> Begin {
+        let key = (peer, call.0);
+        let now = Instant::now();
+        let begin = {
+            let mut shard = self.shard(key);
+            shard.prune(now, self.max_age, self.max_entries, self.max_bytes);
+            let below_floor = shard.floors.get(&peer).is_some_and(|&(floor, _)| call.0 <= floor);
+            match shard.entries.get_mut(&key) {
+                Some(State::Running { reply_to }) => {
+                    *reply_to = Some(conn.clone());
+                    Begin::Running
+                }
+                Some(State::Done(reply)) => Begin::Replay(reply.clone()),
+                Some(State::Lost) => Begin::Lost,
+                None if below_floor => Begin::Lost,
+                None => {
+                    let life = timeout.map_or(self.max_age, |t| t.min(self.max_age));
+                    let expires = now + life;
+                    shard.entries.insert(key, State::Running { reply_to: None });
+                    shard.order.push_back((key, expires));
+                    shard.prune(now, self.max_age, self.max_entries, self.max_bytes);
+                    Begin::Run
+                }
+            }
+        };
+        if matches!(begin, Begin::Run) {
+            self.ensure_sweeper(endpoint);
+        }
+        begin
+    }
+
+    /// Stores the reply frame of a call that ran; returns the connection of a repeat that came
+    /// meanwhile, where the reply goes instead of the original's.
+    pub(crate) fn complete(&self, peer: EndpointId, call: CallId, reply: &Bytes) -> Option<Connection> {
+        let key = (peer, call.0);
+        let mut shard = self.shard(key);
+        let entry = shard.entries.get_mut(&key)?;
+        let State::Running { reply_to } = entry else { return None };
+        let reply_to = reply_to.take();
+        *entry = State::Done(reply.clone());
+        shard.bytes += reply.len();
+        let now = Instant::now();
+        shard.prune(now, self.max_age, self.max_entries, self.max_bytes);
+        reply_to
+    }
+
+    /// A call entered with [`History::begin`] ended without a reply (its deadline passed, its
+    /// caller cancelled it): a repeat is answered `Fault::ReplyLost`.
+    pub(crate) fn abandon(&self, peer: EndpointId, call: CallId) {
+        let key = (peer, call.0);
+        if let Some(entry) = self.shard(key).entries.get_mut(&key)
+            && matches!(entry, State::Running { .. })
+        {
+            *entry = State::Lost;
+        }
+    }
+
+    /// A call entered with [`History::begin`] did not start after all: forget it, so a repeat runs.
+    pub(crate) fn forget(&self, peer: EndpointId, call: CallId) {
+        let key = (peer, call.0);
+        let mut shard = self.shard(key);
+        if let Some(entry) = shard.entries.remove(&key) {
+            shard.release(&entry);
+        }
+    }
+
+    /// The caller received the reply of `call`: forget it.
+    pub(crate) fn ack(&self, peer: EndpointId, call: CallId) {
+        let key = (peer, call.0);
+        let mut shard = self.shard(key);
+        if let Some(entry) = shard.entries.get(&key)
+            && !matches!(entry, State::Running { .. })
+            && let Some(entry) = shard.entries.remove(&key)
+        {
+            shard.release(&entry);
+        }
+    }
+
+    /// Entries held (all states).
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).entries.len()).sum()
+    }
+
+    /// Prunes every shard; whether anything is left to sweep later.
+    fn sweep(&self) -> bool {
+        let now = Instant::now();
+        let mut left = false;
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            shard.prune(now, self.max_age, self.max_entries, self.max_bytes);
+            shard.floors.retain(|_, &mut (_, until)| until > now);
+            left |= !shard.entries.is_empty() || !shard.floors.is_empty();
+        }
+        left
+    }
+
+    /// Starts the sweeper task if it does not run: it prunes expired entries once a second while
+    /// the history holds any, so an idle endpoint lets them go.
+    fn ensure_sweeper(&self, endpoint: &Arc<EndpointInner>) {
+        if self.sweeping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(endpoint);
+        let period = (self.max_age / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        endpoint.io.spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(endpoint) = weak.upgrade() else { return };
+                if endpoint.stop.is_cancelled() {
+                    endpoint.history.sweeping.store(false, Ordering::Release);
+                    return;
+                }
+                if !endpoint.history.sweep() {
+                    endpoint.history.sweeping.store(false, Ordering::Release);
+                    // An entry made between the sweep and the store started no sweeper.
+                    if endpoint.history.len() == 0 || endpoint.history.sweeping.swap(true, Ordering::AcqRel) {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl Shard {
+    fn release(&mut self, entry: &State) {
+        if let State::Done(reply) = entry {
+            self.bytes -= reply.len();
+        }
+    }
+
+    /// Drops expired entries, then the oldest while over the limits, raising their callers'
+    /// floors; compacts the arrival order when it holds mostly removed keys.
+    fn prune(&mut self, now: Instant, max_age: Duration, max_entries: usize, max_bytes: usize) {
+        while let Some(&(key, expires)) = self.order.front() {
+            let over = self.entries.len() > max_entries || self.bytes > max_bytes;
+            let present = self.entries.contains_key(&key);
+            if present && !over && expires > now {
+                break;
+            }
+            self.order.pop_front();
+            if present && let Some(entry) = self.entries.remove(&key) {
+                self.release(&entry);
+                let floor = self.floors.entry(key.0).or_insert((0, now));
+                floor.0 = floor.0.max(key.1);
+                floor.1 = floor.1.max(now + max_age);
+            }
+        }
+        if self.order.len() > 64 && self.order.len() > 2 * self.entries.len() {
+            let entries = &self.entries;
+            self.order.retain(|(key, _)| entries.contains_key(key));
+        }
+    }
+}
