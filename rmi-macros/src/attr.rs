@@ -102,11 +102,8 @@ impl OpArgs {
             } else {
                 continue;
             };
-            if let Err(err) = attr.meta.require_path_only() {
-                errors.add(syn::Error::new(
-                    err.span(),
-                    format!("`#[{}]` takes no arguments", semantics.name()),
-                ));
+            if attr.meta.require_path_only().is_err() {
+                errors.push(&attr.meta, format!("`#[{}]` takes no arguments", semantics.name()));
             }
             match &out.semantics {
                 Some((first, _)) if *first == semantics => {

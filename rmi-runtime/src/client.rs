@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::config::RetryPolicy;
-use crate::connection::Connection;
+use crate::connection::{Again, Connection};
 use crate::context::{CallContext, Serving};
 use crate::endpoint::{Endpoint, EndpointInner};
 
@@ -425,11 +425,13 @@ impl Proxy {
             let attempt = async {
                 let conn = self.connection_before(deadline, timeout).await?;
                 // A resend on the live connection, when no reply came in time (`resend_after`).
-                let again = || {
-                    if retries.load(Ordering::Relaxed) >= allowed {
-                        return None;
+                let again = |why| {
+                    if let Again::NoReply = why {
+                        if retries.load(Ordering::Relaxed) >= allowed {
+                            return None;
+                        }
+                        retries.fetch_add(1, Ordering::Relaxed);
                     }
-                    retries.fetch_add(1, Ordering::Relaxed);
                     request.again(deadline, max_frame_len)
                 };
                 let payload =

@@ -325,25 +325,34 @@ impl ConnInner {
     /// The client half of a call (doOperation): waits for an in-flight permit, registers the call,
     /// queues its request frame and waits for the reply's payload, all before `deadline`.
     ///
-    /// With `resend` set, the request is queued again (with the frame `again` makes) each time
-    /// that long passes without a reply, until `again` gives no frame.
+    /// A request that had to wait for its permit is rebuilt by `again(Again::Stale)`, so the
+    /// time its caller still waits is told right. With `resend` set, the request is queued again
+    /// (with the frame `again(Again::NoReply)` makes) each time that long passes without a reply,
+    /// until `again` gives no frame.
     ///
     /// # Cancel safety
     /// Dropping the future forgets the call and sends the peer a cancel for it.
     pub(crate) async fn round_trip(
         &self,
         call: CallId,
-        frame: Bytes,
+        mut frame: Bytes,
         deadline: Instant,
         timeout: Duration,
         resend: Option<Duration>,
-        mut again: impl FnMut() -> Option<Bytes>,
+        mut again: impl FnMut(Again) -> Option<Bytes>,
     ) -> Result<Bytes, Error> {
         if self.is_closed() {
             return Err(self.closed_error());
         }
         let exchange = async {
-            let _permit = self.outgoing.acquire().await.map_err(|_| self.closed_error())?;
+            let _permit = match self.outgoing.try_acquire() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    let permit = self.outgoing.acquire().await.map_err(|_| self.closed_error())?;
+                    frame = again(Again::Stale).ok_or(Error::Timeout(timeout))?;
+                    permit
+                }
+            };
             let (slot, mut reply) = oneshot::channel();
             if self.pending.insert(call.0, slot).is_err() {
                 return Err(self.closed_error());
@@ -354,7 +363,7 @@ impl ConnInner {
                 let Some(after) = resend else { break (&mut reply).await };
                 match tokio::time::timeout(after, &mut reply).await {
                     Ok(result) => break result,
-                    Err(_) => match again() {
+                    Err(_) => match again(Again::NoReply) {
                         Some(frame) => {
                             tracing::debug!(%call, "no reply yet; request sent again");
                             self.send(frame).await?;
@@ -402,6 +411,14 @@ impl ConnInner {
         }
         Ok(())
     }
+}
+
+/// Why [`ConnInner::round_trip`] wants a request frame again.
+pub(crate) enum Again {
+    /// The request waited for a permit: the same request, telling the time left.
+    Stale,
+    /// No reply came within `resend_after`: a resend, if the retry policy allows one.
+    NoReply,
 }
 
 /// Forgets a call that is dropped or timed out before its reply came, and tells the peer.

@@ -359,6 +359,13 @@ impl Endpoint {
         self.inner.table.len()
     }
 
+    /// How many at-most-once calls this endpoint served are still in its reply history (running,
+    /// or replied and not yet acknowledged by their callers): kept to answer repeated requests,
+    /// bounded by [`Config::max_reply_history`] and [`Config::reply_history_age`].
+    pub fn reply_history_len(&self) -> usize {
+        self.inner.history.len()
+    }
+
     /// The connection to `address`: the open one if this endpoint already dialled it, else a new
     /// one (connect and handshake within [`Config::handshake_timeout`]).
     ///

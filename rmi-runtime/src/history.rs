@@ -14,7 +14,9 @@
 //! unacknowledged entry raises its caller's *floor*: a later request of that caller with a call id
 //! at or below it that is not in the history is answered `Fault::ReplyLost`, never run, because it
 //! may be a repeat of a call that ran. Call ids of one endpoint only grow, so this costs a new call
-//! nothing, and the floor is remembered for another `reply_history_age`.
+//! nothing. The floor is remembered while the forgotten calls' callers may still resend (until
+//! their deadlines), and at least another `reply_history_age`; at most 1,024 callers per shard and
+//! one day.
 //!
 //! The history is sharded by call, like the call maps; each lock is held for one map operation and
 //! a few steps of pruning.
@@ -33,6 +35,10 @@ use crate::connection::Connection;
 use crate::endpoint::EndpointInner;
 
 const SHARDS: usize = 16;
+/// Most callers whose forgotten calls a shard remembers (a floor each).
+const MAX_FLOORS: usize = 1024;
+/// Longest a floor is remembered, however long its caller's deadline.
+const MAX_FLOOR_LIFE: Duration = Duration::from_secs(24 * 3600);
 
 type Key = (EndpointId, u64);
 
@@ -61,8 +67,9 @@ enum State {
 #[derive(Default)]
 struct Shard {
     entries: HashMap<Key, State>,
-    /// Keys in arrival order, for pruning; may hold keys already removed.
-    order: VecDeque<(Key, Instant)>,
+    /// Keys in arrival order, for pruning, with when the entry expires and until when its caller
+    /// may resend; may hold keys already removed.
+    order: VecDeque<(Key, Instant, Instant)>,
     /// Reply bytes held.
     bytes: usize,
     /// Per caller: call ids at or below this may have run and are forgotten; until when.
@@ -119,10 +126,11 @@ impl History {
                 Some(State::Lost) => Begin::Lost,
                 None if below_floor => Begin::Lost,
                 None => {
-                    let life = timeout.map_or(self.max_age, |t| t.min(self.max_age));
-                    let expires = now + life;
+                    let patience = timeout.unwrap_or(self.max_age);
+                    let expires = now + patience.min(self.max_age);
+                    let resends_until = now.checked_add(patience).unwrap_or(expires + MAX_FLOOR_LIFE);
                     shard.entries.insert(key, State::Running { reply_to: None });
-                    shard.order.push_back((key, expires));
+                    shard.order.push_back((key, expires, resends_until));
                     shard.prune(now, self.max_age, self.max_entries, self.max_bytes);
                     Begin::Run
                 }
@@ -237,7 +245,7 @@ impl Shard {
     /// Drops expired entries, then the oldest while over the limits, raising their callers'
     /// floors; compacts the arrival order when it holds mostly removed keys.
     fn prune(&mut self, now: Instant, max_age: Duration, max_entries: usize, max_bytes: usize) {
-        while let Some(&(key, expires)) = self.order.front() {
+        while let Some(&(key, expires, resends_until)) = self.order.front() {
             let over = self.entries.len() > max_entries || self.bytes > max_bytes;
             let present = self.entries.contains_key(&key);
             if present && !over && expires > now {
@@ -246,14 +254,24 @@ impl Shard {
             self.order.pop_front();
             if present && let Some(entry) = self.entries.remove(&key) {
                 self.release(&entry);
-                let floor = self.floors.entry(key.0).or_insert((0, now));
+                // Remembered while the caller may still resend, and a history age beyond.
+                let until = resends_until.max(now + max_age).min(now + MAX_FLOOR_LIFE);
+                if !self.floors.contains_key(&key.0) && self.floors.len() >= MAX_FLOORS {
+                    // Many callers forgotten at once: the one remembered for the shortest time goes.
+                    if let Some(first) =
+                        self.floors.iter().min_by_key(|(_, (_, until))| *until).map(|(p, _)| *p)
+                    {
+                        self.floors.remove(&first);
+                    }
+                }
+                let floor = self.floors.entry(key.0).or_insert((0, until));
                 floor.0 = floor.0.max(key.1);
-                floor.1 = floor.1.max(now + max_age);
+                floor.1 = floor.1.max(until);
             }
         }
         if self.order.len() > 64 && self.order.len() > 2 * self.entries.len() {
             let entries = &self.entries;
-            self.order.retain(|(key, _)| entries.contains_key(key));
+            self.order.retain(|(key, ..)| entries.contains_key(key));
         }
     }
 }

@@ -50,6 +50,11 @@ impl ConnInner {
         if descriptor.version != request.version {
             return refuse(Fault::WrongVersion { served: descriptor.version });
         }
+        if request.timeout_us == Some(0) {
+            // The caller has given up already: no work, no reply.
+            tracing::debug!(call = %request.call, "request without time left; dropped");
+            return;
+        }
         let limit = endpoint.config.max_in_flight;
         let admitted = self
             .served_count
