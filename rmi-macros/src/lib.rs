@@ -26,7 +26,10 @@ use proc_macro::TokenStream;
 ///
 /// Arguments: `#[remote(version = N)]` (default 1), `#[remote(name = "...")]` (interface name, default
 /// the trait's name), `#[remote(crate = "path")]` (where `rmi-runtime` is, default `::rmi_runtime`).
-/// On a method, `#[op(id = N)]` pins its operation id (default: derived from the method name).
+/// On a method, `#[op(id = N)]` pins its operation id (default: derived from the method name) and
+/// `#[op(timeout = "250ms")]` sets its default deadline (humantime syntax). Invocation semantics:
+/// at-most-once by default, `#[idempotent]` for at-least-once, `#[oneway]` for maybe (no reply; the
+/// method must return nothing). See `docs/SEMANTICS.md`.
 #[proc_macro_attribute]
 pub fn remote(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(item as syn::ItemTrait);

@@ -19,6 +19,8 @@
 //! | [`binder`] | the naming service: register objects by name, look them up by name or interface, leases |
 //! | [`CallContext`] | who is calling, for a servant: the peer's endpoint id, origin and connection |
 //! | [`dgc`] / [`Export`] | objects passed by reference, and collected when nobody holds them (leases) |
+//! | [`Semantics`] / [`RetryPolicy`] | at-most-once (default), `#[idempotent]`, `#[oneway]`; retries and deadlines |
+//! | `fault` (feature `fault-injection`) | a relay that injects frame faults, for tests |
 //!
 //! The wire protocol is described in `docs/PROTOCOL.md`.
 //!
@@ -116,6 +118,68 @@
 //! let (a, b) = (factory.open().await?, factory.open().await?);
 //! assert_eq!((a.next().await?, a.next().await?, b.next().await?), (1, 2, 1));
 //! assert_eq!(server.exported_count(), 3); // the factory and two counters
+//! # Ok(()) }
+//! ```
+//!
+//! # Invocation semantics
+//!
+//! Each method chooses how often a call may run when connections break (`docs/SEMANTICS.md`):
+//! at-most-once by default (a resent request is answered from the server's reply history),
+//! `#[idempotent]` for at-least-once, `#[oneway]` for maybe (no reply, the caller does not wait).
+//! `#[op(timeout = "...")]` sets a method's default deadline; a stub's `with_timeout` overrides it.
+//!
+//! ```
+//! use std::time::Duration;
+//! use rmi_runtime::{Endpoint, Error, Semantics, Stub, remote};
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//!
+//! #[remote]
+//! pub trait Meter {
+//!     /// Adds to the total and returns it: must not run twice (the default, at-most-once).
+//!     async fn add(&self, n: u64) -> u64;
+//!     /// Reads the total: safe to run again.
+//!     #[idempotent]
+//!     async fn total(&self) -> u64;
+//!     /// Fire and forget.
+//!     #[oneway]
+//!     async fn reset(&self);
+//!     /// Gives up after 50 ms unless the caller says otherwise.
+//!     #[op(timeout = "50ms")]
+//!     async fn stall(&self);
+//! }
+//!
+//! #[derive(Default)]
+//! struct Counter(AtomicU64);
+//!
+//! impl Meter for Counter {
+//!     async fn add(&self, n: u64) -> u64 {
+//!         self.0.fetch_add(n, Ordering::SeqCst) + n
+//!     }
+//!     async fn total(&self) -> u64 {
+//!         self.0.load(Ordering::SeqCst)
+//!     }
+//!     async fn reset(&self) {
+//!         self.0.store(0, Ordering::SeqCst);
+//!     }
+//!     async fn stall(&self) {
+//!         std::future::pending::<()>().await
+//!     }
+//! }
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Error> {
+//! assert_eq!(MeterOp::Total.descriptor().semantics, Semantics::AtLeastOnce);
+//! let server = Endpoint::new();
+//! server.listen("tcp://127.0.0.1:0").await?;
+//! let reference = server.export(MeterSkeleton::new(Counter::default()));
+//! let meter: MeterClient = Endpoint::new().proxy(&reference).await?;
+//!
+//! assert_eq!(meter.add(40).await?, 40);
+//! assert_eq!(meter.add(2).await?, 42);
+//! meter.reset().await?; // queued; returns at once
+//! assert!(matches!(meter.stall().await, Err(Error::Timeout(d)) if d == Duration::from_millis(50)));
+//! let patient = meter.with_timeout(Duration::from_millis(80));
+//! assert!(matches!(patient.stall().await, Err(Error::Timeout(d)) if d == Duration::from_millis(80)));
+//! # server.shutdown().await;
 //! # Ok(()) }
 //! ```
 //!

@@ -63,6 +63,13 @@ fn reply_and_cancel_frames() {
 }
 
 #[test]
+fn an_ack_frame() {
+    let mut buf = BytesMut::new();
+    codec::ack_frame(&mut buf, &mut [CallId(1), CallId(300)].into_iter(), 1 << 20);
+    assert_eq!(buf[..], [0, 0, 0, 4, 0x03, 0x01, 0xac, 0x02]);
+}
+
+#[test]
 fn fault_variant_indices() {
     let faults = [
         Fault::NoSuchObject,
@@ -75,6 +82,7 @@ fn fault_variant_indices() {
         Fault::ReplyTooLarge { size: 1, limit: 1 },
         Fault::Overloaded { limit: 1 },
         Fault::ShuttingDown,
+        Fault::ReplyLost,
     ];
     for (index, fault) in faults.iter().enumerate() {
         let mut buf = BytesMut::new();
