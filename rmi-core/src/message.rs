@@ -88,6 +88,8 @@ impl Flags {
     pub const ONEWAY: Flags = Flags(1);
     /// The method may run more than once for one call (at-least-once semantics).
     pub const IDEMPOTENT: Flags = Flags(2);
+    /// The request was sent before: a resend of the same call (same call id and arguments).
+    pub const RESENT: Flags = Flags(4);
 
     /// Whether all bits of `other` are set.
     pub const fn contains(self, other: Flags) -> bool {

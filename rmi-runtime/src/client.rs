@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -122,16 +122,6 @@ impl Target {
             self.reference.address.as_ref(),
         )
         .await?;
-        if conn.peer_endpoint() != self.reference.endpoint {
-            // The address now leads to another endpoint (the object's one stopped or restarted):
-            // the object is not there.
-            tracing::debug!(
-                expected = %self.reference.endpoint,
-                found = %conn.peer_endpoint(),
-                "the object's address leads to another endpoint"
-            );
-            return Err(Error::NoSuchObject(self.reference.object));
-        }
         if known.set(conn.clone()).is_ok() {
             return Ok(Cow::Borrowed(known.get().expect("just set")));
         }
@@ -196,11 +186,17 @@ struct Request {
 }
 
 impl Request {
-    /// The frame to resend: the same call id and arguments, and the time left before `deadline`
-    /// as the caller's patience. `None` once the deadline has passed.
-    fn again(&self, deadline: Instant, max_frame_len: usize) -> Option<Bytes> {
+    /// The frame to send again: the same call id and arguments, and the time left before
+    /// `deadline` as the caller's patience; marked [`Flags::RESENT`] if it is a resend (not the
+    /// first transmission, rebuilt after waiting). `None` once the deadline has passed.
+    fn again(&self, deadline: Instant, max_frame_len: usize, resent: bool) -> Option<Bytes> {
         let left = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())?;
-        let header = Header::Request(RequestHeader { timeout_us: Some(micros(left)), ..self.header.clone() });
+        let mut flags = self.header.flags;
+        if resent {
+            flags = rmi_core::Flags(flags.0 | rmi_core::Flags::RESENT.0);
+        }
+        let header =
+            Header::Request(RequestHeader { timeout_us: Some(micros(left)), flags, ..self.header.clone() });
         let mut buf = BytesMut::with_capacity(self.frame.len() + 8);
         let start = codec::begin_frame(&mut buf, &header);
         buf.extend_from_slice(&self.frame[self.args_at..]);
@@ -421,18 +417,29 @@ impl Proxy {
         // The first failure after which the request may have arrived: what the caller sees if
         // the retries fail in ways that prove nothing about the earlier attempt.
         let mut sent: Option<Error> = None;
+        let first_peer = OnceLock::new();
+        // Whether an earlier attempt queued the request (later ones are resends).
+        let sent_before = AtomicBool::new(false);
         loop {
             let attempt = async {
                 let conn = self.connection_before(deadline, timeout).await?;
                 // A resend on the live connection, when no reply came in time (`resend_after`).
+                // A resend goes to the endpoint of the first attempt, never to another one found at
+                // the same address (a restarted endpoint has no history of the call).
+                let peer = conn.peer_endpoint();
+                if *first_peer.get_or_init(|| peer) != peer {
+                    tracing::debug!(%call, "the object's address now leads to another endpoint");
+                    return Err(Error::NoSuchObject(self.object()));
+                }
                 let again = |why| {
-                    if let Again::NoReply = why {
+                    let resent = matches!(why, Again::NoReply);
+                    if resent {
                         if retries.load(Ordering::Relaxed) >= allowed {
                             return None;
                         }
                         retries.fetch_add(1, Ordering::Relaxed);
                     }
-                    request.again(deadline, max_frame_len)
+                    request.again(deadline, max_frame_len, resent || sent_before.load(Ordering::Relaxed))
                 };
                 let payload =
                     conn.inner.round_trip(call, frame, deadline, timeout, policy.resend_after, again).await?;
@@ -457,14 +464,18 @@ impl Proxy {
             let may_have_arrived = matches!(error, Error::ConnectionClosed(_));
             retries.fetch_add(1, Ordering::Relaxed);
             let wait = policy.backoff(retries.load(Ordering::Relaxed), call.0);
-            if Instant::now() + wait >= deadline {
+            if may_have_arrived {
+                sent_before.store(true, Ordering::Relaxed);
+            }
+            if Instant::now().checked_add(wait).is_none_or(|at| at >= deadline) {
                 return Err(if error.did_not_run() { sent.unwrap_or(error) } else { error });
             }
             tracing::debug!(%call, retry = retries.load(Ordering::Relaxed), %error, ?wait, "transport failed; resending the request");
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
-            let Some(again) = request.again(deadline, max_frame_len) else {
+            let Some(again) = request.again(deadline, max_frame_len, sent_before.load(Ordering::Relaxed))
+            else {
                 return Err(if error.did_not_run() { sent.unwrap_or(error) } else { error });
             };
             frame = again;

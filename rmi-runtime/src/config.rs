@@ -194,9 +194,9 @@ impl Config {
         self
     }
 
-    /// Sets [`Config::reply_history_age`].
+    /// Sets [`Config::reply_history_age`]; at most one day.
     pub fn reply_history_age(mut self, age: Duration) -> Self {
-        self.reply_history_age = age;
+        self.reply_history_age = age.min(Duration::from_secs(86_400));
         self
     }
 
@@ -226,11 +226,13 @@ impl Config {
         let write_queue = self.write_queue;
         let dgc_lease = self.dgc_lease;
         let ack_delay = self.ack_delay;
+        let reply_history_age = self.reply_history_age;
         self.max_frame_len(max_frame_len)
             .max_in_flight(max_in_flight)
             .write_queue(write_queue)
             .dgc_lease(dgc_lease)
             .ack_delay(ack_delay)
+            .reply_history_age(reply_history_age)
     }
 }
 
@@ -316,9 +318,9 @@ impl RetryPolicy {
         self
     }
 
-    /// Sets [`RetryPolicy::max_backoff`].
+    /// Sets [`RetryPolicy::max_backoff`]; at most one hour.
     pub fn max_backoff(mut self, backoff: Duration) -> Self {
-        self.max_backoff = backoff;
+        self.max_backoff = backoff.min(Duration::from_secs(3600));
         self
     }
 
@@ -334,7 +336,7 @@ impl RetryPolicy {
             return Duration::ZERO;
         }
         let doubled = self.initial_backoff.saturating_mul(1 << (retry - 2).min(20));
-        let full = doubled.min(self.max_backoff);
+        let full = doubled.min(self.max_backoff).min(Duration::from_secs(3600));
         // Half fixed, half spread by a hash of the call and the retry ("equal jitter").
         let half = full / 2;
         let spread = (call ^ u64::from(retry).rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 11;

@@ -306,15 +306,15 @@ impl ConnInner {
     /// exchange): it leaves with the next frames written, or within `ack_delay`.
     pub(crate) fn ack(&self, call: CallId) {
         self.acks.calls.lock().unwrap_or_else(PoisonError::into_inner).push(call);
-        self.acks.waiting.store(true, Ordering::Release);
-        if !self.acks.timed.swap(true, Ordering::AcqRel) {
+        self.acks.waiting.store(true, Ordering::SeqCst);
+        if !self.acks.timed.swap(true, Ordering::SeqCst) {
             self.acks.wake.notify_one();
         }
     }
 
     /// Appends Ack frames for the acknowledgements owed, if any.
     fn take_acks(&self, out: &mut BytesMut) {
-        if !self.acks.waiting.swap(false, Ordering::AcqRel) {
+        if !self.acks.waiting.swap(false, Ordering::SeqCst) {
             return;
         }
         let calls = std::mem::take(&mut *self.acks.calls.lock().unwrap_or_else(PoisonError::into_inner));
@@ -511,7 +511,8 @@ async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer:
         let mut acks = BytesMut::new();
         let mut batch = Vec::with_capacity(WRITE_BATCH);
         loop {
-            // Frames still queued are written before a close takes effect.
+            // Frames still queued are written before a close takes effect. `n` is the number of
+            // frames received (0: the queue closed), `usize::MAX` when the ack timer fired.
             let n = tokio::select! {
                 biased;
                 n = rx.recv_many(&mut batch, WRITE_BATCH) => n,
@@ -523,15 +524,10 @@ async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer:
                 }
                 () = &mut ack_timer, if ack_timed => {
                     ack_timed = false;
-                    conn.acks.timed.store(false, Ordering::Release);
-                    // Acks owed from before the store are sent now; later ones wake the writer.
-                    conn.take_acks(&mut acks);
-                    if !acks.is_empty() {
-                        out.write_all(&acks).await?;
-                        acks.clear();
-                        out.flush().await?;
-                    }
-                    continue;
+                    conn.acks.timed.store(false, Ordering::SeqCst);
+                    // Acks owed from before the store go now, after any frame queued (an ack never
+                    // overtakes a resend of its call); later ones wake the writer again.
+                    usize::MAX
                 }
             };
             if n == 0 {
@@ -554,6 +550,9 @@ async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer:
         while let Ok(frame) = rx.try_recv() {
             out.write_all(&frame).await?;
         }
+        // Acks owed leave too: the peer can forget those replies now rather than at their expiry.
+        conn.take_acks(&mut acks);
+        out.write_all(&acks).await?;
         out.flush().await?;
         out.shutdown().await
     };

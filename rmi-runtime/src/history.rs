@@ -52,6 +52,8 @@ pub(crate) enum Begin {
     Replay(Bytes),
     /// A repeat of a call whose reply is gone: answer `Fault::ReplyLost`.
     Lost,
+    /// A late copy of a call whose caller has its reply: nothing to do.
+    Acked,
 }
 
 enum State {
@@ -62,6 +64,9 @@ enum State {
     Done(Bytes),
     /// Abandoned (deadline, cancel) before it replied.
     Lost,
+    /// Acknowledged: the reply is dropped, the entry stays (without bytes) so that a late copy of
+    /// the request does not run again.
+    Acked,
 }
 
 #[derive(Default)]
@@ -102,13 +107,19 @@ impl History {
         self.shards[index].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Enters a request of `peer`'s call `call`, arrived on `conn`, whose caller waits `timeout`.
+    /// Enters a request of `peer`'s call `call`, arrived on `conn`, whose caller waits `timeout`;
+    /// `resent` if the caller marked it as a resend.
+    ///
+    /// Floors apply to resends only: a first transmission cannot repeat a call that ran, and a
+    /// call id taken long before it was sent (or a peer claiming another's identity and raising
+    /// its floors) must not make a new call fail.
     pub(crate) fn begin(
         &self,
         endpoint: &Arc<EndpointInner>,
         peer: EndpointId,
         call: CallId,
         timeout: Option<Duration>,
+        resent: bool,
         conn: &Connection,
     ) -> Begin {
         let key = (peer, call.0);
@@ -116,7 +127,7 @@ impl History {
         let begin = {
             let mut shard = self.shard(key);
             shard.prune(now, self.max_age, self.max_entries, self.max_bytes);
-            let below_floor = shard.floors.get(&peer).is_some_and(|&(floor, _)| call.0 <= floor);
+            let below_floor = resent && shard.floors.get(&peer).is_some_and(|&(floor, _)| call.0 <= floor);
             match shard.entries.get_mut(&key) {
                 Some(State::Running { reply_to }) => {
                     *reply_to = Some(conn.clone());
@@ -124,11 +135,12 @@ impl History {
                 }
                 Some(State::Done(reply)) => Begin::Replay(reply.clone()),
                 Some(State::Lost) => Begin::Lost,
+                Some(State::Acked) => Begin::Acked,
                 None if below_floor => Begin::Lost,
                 None => {
                     let patience = timeout.unwrap_or(self.max_age);
                     let expires = now + patience.min(self.max_age);
-                    let resends_until = now.checked_add(patience).unwrap_or(expires + MAX_FLOOR_LIFE);
+                    let resends_until = now + patience.min(MAX_FLOOR_LIFE);
                     shard.entries.insert(key, State::Running { reply_to: None });
                     shard.order.push_back((key, expires, resends_until));
                     shard.prune(now, self.max_age, self.max_entries, self.max_bytes);
@@ -177,21 +189,27 @@ impl History {
         }
     }
 
-    /// The caller received the reply of `call`: forget it.
+    /// The caller received the reply of `call`: drop the reply, keep a mark that the call ran.
     pub(crate) fn ack(&self, peer: EndpointId, call: CallId) {
         let key = (peer, call.0);
         let mut shard = self.shard(key);
-        if let Some(entry) = shard.entries.get(&key)
-            && !matches!(entry, State::Running { .. })
-            && let Some(entry) = shard.entries.remove(&key)
+        if let Some(entry) = shard.entries.get_mut(&key)
+            && matches!(entry, State::Done(_) | State::Lost)
         {
+            let entry = std::mem::replace(entry, State::Acked);
             shard.release(&entry);
         }
     }
 
-    /// Entries held (all states).
+    /// Calls held that were not acknowledged (running, or replied and waiting for an ack).
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).entries.len()).sum()
+        self.shards
+            .iter()
+            .map(|s| {
+                let shard = s.lock().unwrap_or_else(PoisonError::into_inner);
+                shard.entries.values().filter(|e| !matches!(e, State::Acked)).count()
+            })
+            .sum()
     }
 
     /// Prunes every shard; whether anything is left to sweep later.
@@ -255,7 +273,7 @@ impl Shard {
             if present && let Some(entry) = self.entries.remove(&key) {
                 self.release(&entry);
                 // Remembered while the caller may still resend, and a history age beyond.
-                let until = resends_until.max(now + max_age).min(now + MAX_FLOOR_LIFE);
+                let until = resends_until.max(now + max_age);
                 if !self.floors.contains_key(&key.0) && self.floors.len() >= MAX_FLOORS {
                     // Many callers forgotten at once: the one remembered for the shortest time goes.
                     if let Some(first) =

@@ -69,7 +69,9 @@ impl ConnInner {
         let semantics = Semantics::from_flags(request.flags);
         if semantics == Semantics::AtMostOnce {
             let conn = Connection { inner: Arc::clone(self) };
-            match endpoint.history.begin(endpoint, self.peer, request.call, request.timeout(), &conn) {
+            let resent = request.flags.contains(Flags::RESENT);
+            match endpoint.history.begin(endpoint, self.peer, request.call, request.timeout(), resent, &conn)
+            {
                 Begin::Run => slot.history = Some(self.peer),
                 Begin::Running => {
                     tracing::debug!(call = %request.call, "repeated request of a running call");
@@ -83,11 +85,17 @@ impl ConnInner {
                     tracing::debug!(call = %request.call, "repeated request of a call whose reply is lost");
                     return self.reply_fault_now(request.call, Fault::ReplyLost);
                 }
+                Begin::Acked => {
+                    tracing::debug!(call = %request.call, "late copy of an acknowledged call; dropped");
+                    return;
+                }
             }
         }
         // An at-most-once call with a deadline outlives its connection: its reply waits in the
-        // history for the caller's repeat over a new connection.
-        let outlives_connection = slot.history.is_some() && request.timeout_us.is_some();
+        // history for the caller's repeat over a new connection. Only as long as the history
+        // would keep the reply: a longer call is aborted with its connection.
+        let outlives_connection = slot.history.is_some()
+            && request.timeout().is_some_and(|t| t <= endpoint.config.reply_history_age);
         if self.served.insert(request.call.0, Served { abort: None, outlives_connection }).is_err() {
             // Closed meanwhile, or the peer reused a call id that is still running.
             if !self.is_closed() {
@@ -201,19 +209,26 @@ async fn serve_call(
             return;
         }
     }
+    if slot.history.is_some() && buf.capacity() > 2 * buf.len() + 4096 {
+        // The history counts the reply's length: do not keep a large buffer for a small reply
+        // (a fault that replaced a big one).
+        buf = BytesMut::from(&buf[..]);
+    }
     let frame = buf.freeze();
-    // An at-most-once reply goes into the history first, and to the connection of the latest
-    // repeat of the request, if one came while the call ran.
+    // An at-most-once reply goes into the history first, and also to the connection of the
+    // latest repeat of the request, if one came on another connection while the call ran.
     // (Once completed, the guard's `abandon` finds the entry done and leaves it.)
     let redirect = slot.history.and_then(|peer| conn.endpoint.history.complete(peer, request.call, &frame));
-    let target = match &redirect {
-        Some(other) if !other.is_closed() => &other.inner,
-        _ => conn,
-    };
-    if target.is_closed() {
+    if let Some(other) = redirect
+        && !other.is_closed()
+        && !Arc::ptr_eq(&other.inner, conn)
+    {
+        other.inner.send_now(frame.clone());
+    }
+    if conn.is_closed() {
         return;
     }
-    let send = target.send(frame);
+    let send = conn.send(frame);
     match deadline {
         // A send that completes at once never registers the timer.
         Some(deadline) => {

@@ -314,13 +314,19 @@ async fn repeated_at_most_once_requests_are_answered_from_the_history_and_never_
     // Acknowledged, a call is forgotten; an ack of unknown calls is harmless, a bad one closes.
     let mut ack = Vec::new();
     ack.extend(frame(&Header::Ack, |buf| {
-        for id in [5u64, 6, 12345] {
+        for id in [5u64, 6, 7, 12345] {
             codec::encode_into(buf, &id).unwrap();
         }
     }));
     ack.extend(request(9, object, ADD, &(2i32, 2i32)));
     raw.write_all(&ack).await.unwrap();
     assert_eq!(reply_to::<i32>(&mut raw, 9).await, Outcome::Ok(4));
+    // A late copy of an acknowledged call does not run again.
+    let mut late = request(7, object, GATE, &());
+    late.extend(request(10, object, ADD, &(1i32, 1i32)));
+    raw.write_all(&late).await.unwrap();
+    assert_eq!(reply_to::<i32>(&mut raw, 10).await, Outcome::Ok(2));
+    assert!(s.probe.started.notified().now_or_never().is_none(), "an acknowledged call ran again");
     raw.write_all(&frame(&Header::Ack, |buf| buf.extend_from_slice(&[0xff; 11]))).await.unwrap();
     let mut rest = Vec::new();
     within(5, raw.read_to_end(&mut rest)).await.unwrap();
