@@ -31,7 +31,7 @@ use rmi_core::{CallId, EndpointId};
 use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::connection::Connection;
+use crate::connection::{ConnInner, Connection};
 use crate::endpoint::EndpointInner;
 
 const SHARDS: usize = 16;
@@ -120,7 +120,7 @@ impl History {
         call: CallId,
         timeout: Option<Duration>,
         resent: bool,
-        conn: &Connection,
+        conn: &Arc<ConnInner>,
     ) -> Begin {
         let key = (peer, call.0);
         let now = Instant::now();
@@ -130,7 +130,7 @@ impl History {
             let below_floor = resent && shard.floors.get(&peer).is_some_and(|&(floor, _)| call.0 <= floor);
             match shard.entries.get_mut(&key) {
                 Some(State::Running { reply_to }) => {
-                    *reply_to = Some(conn.clone());
+                    *reply_to = Some(Connection { inner: Arc::clone(conn) });
                     Begin::Running
                 }
                 Some(State::Done(reply)) => Begin::Replay(reply.clone()),

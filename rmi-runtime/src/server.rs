@@ -68,10 +68,8 @@ impl ConnInner {
         let mut slot = ServedGuard { conn: Arc::clone(self), call: None, history: None };
         let semantics = Semantics::from_flags(request.flags);
         if semantics == Semantics::AtMostOnce {
-            let conn = Connection { inner: Arc::clone(self) };
             let resent = request.flags.contains(Flags::RESENT);
-            match endpoint.history.begin(endpoint, self.peer, request.call, request.timeout(), resent, &conn)
-            {
+            match endpoint.history.begin(endpoint, self.peer, request.call, request.timeout(), resent, self) {
                 Begin::Run => slot.history = Some(self.peer),
                 Begin::Running => {
                     tracing::debug!(call = %request.call, "repeated request of a running call");
