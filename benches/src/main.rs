@@ -48,6 +48,9 @@ struct Cli {
     /// Measure only these systems (default: all three).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<System>,
+    /// Run only these workloads (default: all); the others report nothing. For profiling.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    workloads: Vec<Workload>,
     #[command(subcommand)]
     command: Option<Sub>,
 }
@@ -65,6 +68,19 @@ enum Sub {
     },
 }
 
+/// A part of the measurements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// Small calls one at a time (and allocations per call).
+    Seq,
+    /// Small calls in flight on one connection.
+    Inflight,
+    /// 1 MiB echoes.
+    Echo,
+    /// Server memory: peak, per idle connection, per exported object.
+    Memory,
+}
+
 /// How much work one run does.
 #[derive(Clone, Debug)]
 pub struct Params {
@@ -77,9 +93,14 @@ pub struct Params {
     pub echo_len: usize,
     pub idle_connections: usize,
     pub objects: usize,
+    pub workloads: Vec<Workload>,
 }
 
 impl Params {
+    fn runs(&self, workload: Workload) -> bool {
+        self.workloads.is_empty() || self.workloads.contains(&workload)
+    }
+
     fn quick() -> Self {
         Self {
             rounds: 3,
@@ -91,6 +112,7 @@ impl Params {
             echo_len: 1 << 20,
             idle_connections: 100,
             objects: 10_000,
+            workloads: Vec::new(),
         }
     }
 
@@ -105,6 +127,7 @@ impl Params {
             echo_len: 1 << 20,
             idle_connections: 300,
             objects: 50_000,
+            workloads: Vec::new(),
         }
     }
 }
@@ -136,6 +159,7 @@ fn main() {
     if let Some(rounds) = cli.rounds {
         params.rounds = rounds;
     }
+    params.workloads.clone_from(&cli.workloads);
     let machine = os::machine();
     let cpus = match Cpus::pick(cli.placement) {
         Ok(cpus) => cpus,
@@ -311,15 +335,21 @@ impl Drop for ServerProcess {
 /// Measures one system in one round, against a fresh server process.
 fn run_one(system: System, params: &Params, cpus: Cpus) -> Sample {
     let mut server = ServerProcess::start(system, cpus.server);
+    let params = params.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    let sample = runtime.block_on(async {
-        match system {
-            System::Rmi => measure::<RmiClient>(&mut server, params).await,
-            System::Tarpc => measure::<TarpcClient>(&mut server, params).await,
-            System::Raw => measure::<RawClient>(&mut server, params).await,
-        }
+    // The client runs in a task of the runtime, as application code does: its wake-ups stay on the
+    // runtime's worker threads.
+    let task = runtime.spawn(async move {
+        let sample = match system {
+            System::Rmi => measure::<RmiClient>(&mut server, &params).await,
+            System::Tarpc => measure::<TarpcClient>(&mut server, &params).await,
+            System::Raw => measure::<RawClient>(&mut server, &params).await,
+        };
+        (sample, server)
     });
+    let (sample, server) = runtime.block_on(task).expect("the measuring task");
     runtime.shutdown_background();
+    drop(server);
     sample
 }
 
@@ -406,6 +436,22 @@ async fn measure<C: Client>(server: &mut ServerProcess, params: &Params) -> Samp
     for i in 0..params.warmup_calls {
         client.add(i as i32, 1).await;
     }
+    if params.runs(Workload::Seq) {
+        sequential(&mut client, server, params, &mut sample).await;
+    }
+    if params.runs(Workload::Inflight) {
+        inflight(&mut client, params, &mut sample).await;
+    }
+    if params.runs(Workload::Echo) {
+        echo(&mut client, params, &mut sample).await;
+    }
+    if params.runs(Workload::Memory) {
+        memory::<C>(server, params, &mut sample).await;
+    }
+    sample
+}
+
+async fn sequential<C: Client>(client: &mut C, server: &mut ServerProcess, params: &Params, sample: &mut Sample) {
     let mut latencies = Vec::with_capacity(params.seq_calls);
     let (server_before, _, _) = server.stats();
     let client_before = alloc::count();
@@ -424,8 +470,10 @@ async fn measure<C: Client>(server: &mut ServerProcess, params: &Params) -> Samp
     sample.allocs_server = (server_after - server_before) as f64 / calls;
     sample.seq_cps = calls / elapsed.as_secs_f64();
     (sample.seq_p50_us, sample.seq_p99_us) = percentiles(&mut latencies);
+}
 
-    // Calls in flight on one connection.
+/// Calls in flight on one connection.
+async fn inflight<C: Client>(client: &mut C, params: &Params, sample: &mut Sample) {
     for &depth in &params.depths {
         client.inflight(depth, Instant::now() + params.inflight_time / 4).await;
         let started = Instant::now();
@@ -435,8 +483,10 @@ async fn measure<C: Client>(server: &mut ServerProcess, params: &Params) -> Samp
         let (p50, p99) = percentiles(&mut latencies);
         sample.inflight.push((depth, cps, p50, p99));
     }
+}
 
-    // Large arguments and results.
+/// Large arguments and results.
+async fn echo<C: Client>(client: &mut C, params: &Params, sample: &mut Sample) {
     let mut data: Vec<u8> = (0..params.echo_len).map(|i| i as u8).collect();
     for _ in 0..3 {
         data = client.echo(data).await;
@@ -450,8 +500,10 @@ async fn measure<C: Client>(server: &mut ServerProcess, params: &Params) -> Samp
     assert!(data.iter().enumerate().all(|(i, &b)| b == i as u8), "echo changed the data");
     sample.echo_mibps =
         params.echo_calls as f64 * params.echo_len as f64 / f64::from(1 << 20) / elapsed.as_secs_f64();
+}
 
-    // The server's peak memory, after the workloads.
+/// The server's peak memory after the other workloads; memory per idle connection and per object.
+async fn memory<C: Client>(server: &mut ServerProcess, params: &Params, sample: &mut Sample) {
     sample.server_rss_kib = server.stats().2 as f64;
 
     // Memory per idle connection: each makes one call, then waits.
@@ -472,5 +524,4 @@ async fn measure<C: Client>(server: &mut ServerProcess, params: &Params) -> Samp
         let (_, after, _) = server.stats();
         sample.object_bytes = Some(after.saturating_sub(before) as f64 * 1024.0 / params.objects as f64);
     }
-    sample
 }
