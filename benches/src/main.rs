@@ -451,7 +451,12 @@ async fn measure<C: Client>(server: &mut ServerProcess, params: &Params) -> Samp
     sample
 }
 
-async fn sequential<C: Client>(client: &mut C, server: &mut ServerProcess, params: &Params, sample: &mut Sample) {
+async fn sequential<C: Client>(
+    client: &mut C,
+    server: &mut ServerProcess,
+    params: &Params,
+    sample: &mut Sample,
+) {
     let mut latencies = Vec::with_capacity(params.seq_calls);
     let (server_before, _, _) = server.stats();
     let client_before = alloc::count();

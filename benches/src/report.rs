@@ -254,7 +254,8 @@ pub fn targets(medians: &[(System, Sample)]) -> Vec<String> {
 /// The `SUMMARY <measure> rmi=<v> tarpc=<v> raw=<v> unit=<u>` lines.
 pub fn summary(medians: &[(System, Sample)]) -> Vec<String> {
     let depth = |n: usize| move |s: &Sample| s.inflight.iter().find(|d| d.0 == n).map_or(f64::NAN, |d| d.1);
-    let measures: [(&str, &str, usize, Box<dyn Fn(&Sample) -> f64>); 8] = [
+    type Measure = (&'static str, &'static str, usize, Box<dyn Fn(&Sample) -> f64>);
+    let measures: [Measure; 8] = [
         ("seq_p50_us", "us", 1, Box::new(|s| s.seq_p50_us)),
         ("inflight16_cps", "calls/s", 0, Box::new(depth(16))),
         ("inflight64_cps", "calls/s", 0, Box::new(depth(64))),
@@ -267,7 +268,7 @@ pub fn summary(medians: &[(System, Sample)]) -> Vec<String> {
     measures
         .iter()
         .map(|(name, unit, decimals, f)| {
-            let v = |system| of(medians, system).map(|s| f(s)).filter(|v| v.is_finite());
+            let v = |system| of(medians, system).map(f).filter(|v| v.is_finite());
             let show = |v: Option<f64>| v.map_or_else(|| "na".to_owned(), |v| format!("{v:.decimals$}"));
             format!(
                 "SUMMARY {name} rmi={} tarpc={} raw={} unit={unit}",

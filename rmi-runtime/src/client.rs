@@ -327,12 +327,14 @@ impl Proxy {
             flags: semantics.flags(),
             timeout_us: Some(micros(timeout)),
         };
-        let mut buf = BytesMut::with_capacity(REQUEST_BUFFER);
-        let start = codec::begin_frame(&mut buf, &Header::Request(header.clone()));
-        let args_at = buf.len();
-        codec::encode_into(&mut buf, args)?;
-        codec::finish_frame(&mut buf, start, endpoint.config.max_frame_len)?;
-        Ok(Request { header, frame: buf.freeze(), args_at })
+        let (frame, args_at) = crate::frame::build(|buf| {
+            let start = codec::begin_frame(buf, &Header::Request(header.clone()));
+            let args_at = buf.len() - start;
+            codec::encode_into(buf, args)?;
+            codec::finish_frame(buf, start, endpoint.config.max_frame_len)?;
+            Ok::<_, Error>(args_at)
+        });
+        Ok(Request { header, frame, args_at: args_at? })
     }
 
     fn span(&self, method: &'static str) -> tracing::Span {

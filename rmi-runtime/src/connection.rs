@@ -90,6 +90,8 @@ pub(crate) struct ConnInner {
 #[derive(Default)]
 struct Acks {
     calls: Mutex<Vec<CallId>>,
+    /// The list the writer drains (only the writer locks it).
+    spare: Mutex<Vec<CallId>>,
     /// Whether `calls` may be non-empty (read without the lock by the writer).
     waiting: AtomicBool,
     /// Whether the writer's timer runs for them; while it does, new acks do not wake the writer.
@@ -267,6 +269,13 @@ impl ConnInner {
         }
     }
 
+    /// Whether calls other than the one a frame just came from are under way on this connection
+    /// (issued or served): then more frames are likely to be queued in a moment.
+    fn is_busy(&self) -> bool {
+        let issued = self.endpoint.config.max_in_flight.saturating_sub(self.outgoing.available_permits());
+        issued + self.served_count.load(Ordering::Relaxed) > 1
+    }
+
     /// Queues a frame if the writer's queue has room, without waiting.
     pub(crate) fn queue(&self, frame: Bytes) -> Result<(), Error> {
         self.tx.try_send(frame).map_err(|e| match e {
@@ -317,8 +326,10 @@ impl ConnInner {
         if !self.acks.waiting.swap(false, Ordering::SeqCst) {
             return;
         }
-        let calls = std::mem::take(&mut *self.acks.calls.lock().unwrap_or_else(PoisonError::into_inner));
-        let mut calls = calls.into_iter();
+        // The list is swapped with the writer's spare one, so neither is reallocated per batch.
+        let mut spare = self.acks.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::swap(&mut *spare, &mut *self.acks.calls.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut calls = spare.drain(..);
         while codec::ack_frame(out, &mut calls, self.endpoint.config.max_frame_len) > 0 {}
     }
 
@@ -535,6 +546,12 @@ async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer:
             }
             for frame in batch.drain(..) {
                 out.write_all(&frame).await?;
+            }
+            if conn.is_busy() {
+                // Other calls are under way: let the tasks that are ready to queue frames (callers
+                // woken by replies, served calls finishing) run first, so their frames leave in
+                // this write rather than one write each.
+                tokio::task::yield_now().await;
             }
             while let Ok(frame) = rx.try_recv() {
                 out.write_all(&frame).await?;

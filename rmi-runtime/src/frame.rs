@@ -1,5 +1,7 @@
-//! Reading frames off a byte stream without trusting the peer's length prefix.
+//! Reading frames off a byte stream without trusting the peer's length prefix, and the buffers
+//! outgoing frames are built in.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::io;
 
@@ -7,10 +9,75 @@ use bytes::{Buf, Bytes, BytesMut};
 use rmi_core::codec::LEN_PREFIX;
 use tokio_util::codec::Decoder;
 
-/// Most bytes reserved ahead of what has arrived while a frame is incomplete.
+/// Bytes reserved ahead of what has arrived while a frame is incomplete, at least: at most as
+/// many as have arrived, when that is more.
 ///
-/// The buffer grows with the bytes the peer actually sends, never with the length it claims.
+/// The buffer grows with the bytes the peer actually sends (at most doubling them), never with
+/// the length it claims.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
+
+/// Size of the per-thread chunks small outgoing frames are cut from.
+pub(crate) const ARENA_CHUNK: usize = 32 * 1024;
+/// Room a frame starts with; it grows (into an allocation of its own) if it needs more.
+pub(crate) const FRAME_ROOM: usize = 256;
+
+thread_local! {
+    /// The chunk this thread cuts outgoing frames from: frames share its allocation rather than
+    /// allocating one each. A chunk is reused once every frame cut from it is gone; a frame kept
+    /// long (a request kept for resending, a reply a peer does not read) keeps its chunk.
+    static ARENA: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// Builds an outgoing frame with `write`, which appends it to the buffer it is given: in this
+/// thread's arena, so a small frame costs no allocation of its own. Returns the frame and what
+/// `write` returned.
+pub(crate) fn build<R>(write: impl FnOnce(&mut BytesMut) -> R) -> (Bytes, R) {
+    ARENA.with(|arena| match arena.try_borrow_mut() {
+        Ok(mut arena) => {
+            // Left over only if an earlier `write` panicked.
+            arena.clear();
+            make_room(&mut arena);
+            let result = write(&mut arena);
+            let frame = arena.split().freeze();
+            if arena.capacity() > 2 * ARENA_CHUNK {
+                // A large frame grew the arena: do not cut small frames from (and keep alive)
+                // what is left of its allocation.
+                *arena = BytesMut::new();
+            }
+            (frame, result)
+        }
+        // `write` itself builds a frame (it encodes something that sends one).
+        Err(_) => {
+            let mut own = BytesMut::with_capacity(FRAME_ROOM);
+            let result = write(&mut own);
+            (own.freeze(), result)
+        }
+    })
+}
+
+/// A buffer with [`FRAME_ROOM`] bytes of room for a frame built over time (a reply, written when
+/// its call ends), cut from this thread's arena.
+pub(crate) fn buffer() -> BytesMut {
+    ARENA.with(|arena| match arena.try_borrow_mut() {
+        Ok(mut arena) => {
+            arena.clear();
+            make_room(&mut arena);
+            arena.resize(FRAME_ROOM, 0);
+            let mut buf = arena.split_to(FRAME_ROOM);
+            buf.clear();
+            buf
+        }
+        Err(_) => BytesMut::with_capacity(FRAME_ROOM),
+    })
+}
+
+/// Makes sure the arena has [`FRAME_ROOM`] bytes of room: its chunk again if every frame cut from
+/// it is gone, else a new chunk.
+fn make_room(arena: &mut BytesMut) {
+    if arena.capacity() - arena.len() < FRAME_ROOM && !arena.try_reclaim(ARENA_CHUNK) {
+        *arena = BytesMut::with_capacity(ARENA_CHUNK);
+    }
+}
 
 /// Why reading a frame failed. Every case closes the connection.
 #[derive(Debug)]
@@ -46,8 +113,8 @@ impl From<io::Error> for FrameError {
 /// Splits a byte stream into frame bodies: a 4-byte big-endian length, then that many bytes.
 ///
 /// The length is checked against the limit as soon as its four bytes have arrived, before anything
-/// is reserved for the body; while a body is incomplete at most [`READ_CHUNK`] bytes are reserved
-/// beyond what has arrived.
+/// is reserved for the body; while a body is incomplete at most [`READ_CHUNK`] bytes, or as many
+/// as have arrived if that is more, are reserved beyond what has arrived.
 #[derive(Debug)]
 pub(crate) struct FrameDecoder {
     max_frame_len: usize,
@@ -76,7 +143,9 @@ impl Decoder for FrameDecoder {
         }
         let need = body.checked_add(LEN_PREFIX).ok_or_else(too_large)?;
         if src.len() < need {
-            src.reserve((need - src.len()).min(READ_CHUNK));
+            // Room for the rest of the frame, but never more than has arrived already (or a
+            // chunk): a large frame doubles the buffer as its bytes come, in few reads.
+            src.reserve((need - src.len()).min(src.len().max(READ_CHUNK)));
             return Ok(None);
         }
         let mut frame = src.split_to(need);
@@ -137,6 +206,49 @@ mod tests {
         src.extend_from_slice(&(u32::MAX - 1).to_be_bytes());
         assert!(d.decode(&mut src).unwrap().is_none());
         assert!(src.capacity() <= LEN_PREFIX + READ_CHUNK + 64, "reserved {}", src.capacity());
+    }
+
+    #[test]
+    fn reservation_grows_with_what_arrived_not_with_the_claim() {
+        let mut d = FrameDecoder::new(u32::MAX as usize);
+        let mut src = BytesMut::new();
+        src.extend_from_slice(&(u32::MAX - 1).to_be_bytes());
+        let arrived = 200 * 1024;
+        src.extend_from_slice(&vec![7u8; arrived]);
+        assert!(d.decode(&mut src).unwrap().is_none());
+        // Room for about as much again as arrived (the vector may round up to twice that).
+        let limit = 4 * (LEN_PREFIX + arrived);
+        assert!(src.capacity() >= 2 * arrived && src.capacity() <= limit, "reserved {}", src.capacity());
+    }
+
+    #[test]
+    fn small_frames_share_an_arena_chunk_and_large_ones_do_not_keep_it() {
+        std::thread::spawn(|| {
+            let (a, ()) = build(|buf| buf.extend_from_slice(b"first"));
+            let (b, ()) = build(|buf| buf.extend_from_slice(b"second"));
+            assert_eq!((&a[..], &b[..]), (&b"first"[..], &b"second"[..]));
+            // Cut one after the other from the same allocation.
+            assert_eq!(b.as_ptr(), a.as_ptr().wrapping_add(a.len()));
+            let mut reply = buffer();
+            assert_eq!((reply.len(), reply.capacity()), (0, FRAME_ROOM));
+            reply.extend_from_slice(b"reply");
+            assert_eq!(reply.as_ptr(), b.as_ptr().wrapping_add(b.len()));
+
+            // A frame larger than the room grows on its own; the arena lets go of the large
+            // allocation.
+            let (big, ()) = build(|buf| buf.extend_from_slice(&vec![1u8; 4 * ARENA_CHUNK]));
+            assert_eq!(big.len(), 4 * ARENA_CHUNK);
+            ARENA.with(|arena| assert!(arena.borrow().capacity() <= 2 * ARENA_CHUNK));
+
+            // Building a frame while building one (an encoder that sends) works too.
+            let (outer, inner) = build(|buf| {
+                buf.extend_from_slice(b"outer");
+                build(|buf| buf.extend_from_slice(b"inner")).0
+            });
+            assert_eq!((&outer[..], &inner[..]), (&b"outer"[..], &b"inner"[..]));
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

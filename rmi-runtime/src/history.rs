@@ -18,10 +18,18 @@
 //! their deadlines), and at least another `reply_history_age`; at most 1,024 callers per shard and
 //! one day.
 //!
+//! An acknowledged call leaves no entry, only a *mark* in a short list (the latest
+//! [`MARKS_PER_SHARD`] × 16 acknowledged calls), so a late copy of its request is dropped without
+//! keeping an entry per call at high call rates.
+//!
+//! A stored reply of up to [`INLINE_REPLY`] bytes lives inside its entry; a larger one below
+//! [`SHARE_FROM`] is copied into an allocation of its own, so it does not keep a larger buffer it was
+//! written into alive; a larger one still is kept as it is.
+//!
 //! The history is sharded by call, like the call maps; each lock is held for one map operation and
 //! a few steps of pruning.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -39,6 +47,13 @@ const SHARDS: usize = 16;
 const MAX_FLOORS: usize = 1024;
 /// Longest a floor is remembered, however long its caller's deadline.
 const MAX_FLOOR_LIFE: Duration = Duration::from_secs(24 * 3600);
+/// Acknowledged calls a shard remembers, to drop late copies of their requests.
+pub(crate) const MARKS_PER_SHARD: usize = 256;
+/// Most bytes of a reply frame stored inside its history entry.
+pub(crate) const INLINE_REPLY: usize = 46;
+/// Reply frames from this size on are kept as they are (sharing their buffer); smaller ones are
+/// copied, so a small reply never keeps a frame buffer's spare room alive.
+pub(crate) const SHARE_FROM: usize = 8 * 1024;
 
 type Key = (EndpointId, u64);
 
@@ -56,17 +71,49 @@ pub(crate) enum Begin {
     Acked,
 }
 
+/// A reply frame kept for repeats.
+enum Stored {
+    Inline { len: u8, bytes: [u8; INLINE_REPLY] },
+    Shared(Bytes),
+}
+
+impl Stored {
+    fn new(frame: &Bytes) -> Self {
+        if frame.len() <= INLINE_REPLY {
+            let mut bytes = [0; INLINE_REPLY];
+            bytes[..frame.len()].copy_from_slice(frame);
+            #[allow(clippy::cast_possible_truncation)] // at most INLINE_REPLY
+            Stored::Inline { len: frame.len() as u8, bytes }
+        } else if frame.len() < SHARE_FROM {
+            Stored::Shared(Bytes::copy_from_slice(frame))
+        } else {
+            Stored::Shared(frame.clone())
+        }
+    }
+
+    fn frame(&self) -> Bytes {
+        match self {
+            Stored::Inline { len, bytes } => Bytes::copy_from_slice(&bytes[..usize::from(*len)]),
+            Stored::Shared(frame) => frame.clone(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Stored::Inline { len, .. } => usize::from(*len),
+            Stored::Shared(frame) => frame.len(),
+        }
+    }
+}
+
 enum State {
     Running {
         /// The connection of the latest repeat, if one came: the reply goes there.
         reply_to: Option<Connection>,
     },
-    Done(Bytes),
+    Done(Stored),
     /// Abandoned (deadline, cancel) before it replied.
     Lost,
-    /// Acknowledged: the reply is dropped, the entry stays (without bytes) so that a late copy of
-    /// the request does not run again.
-    Acked,
 }
 
 #[derive(Default)]
@@ -79,6 +126,9 @@ struct Shard {
     bytes: usize,
     /// Per caller: call ids at or below this may have run and are forgotten; until when.
     floors: HashMap<EndpointId, (u64, Instant)>,
+    /// The latest acknowledged calls (at most [`MARKS_PER_SHARD`]), and their order.
+    marks: HashSet<Key>,
+    mark_order: VecDeque<Key>,
 }
 
 /// The reply history of one endpoint.
@@ -128,14 +178,15 @@ impl History {
             let mut shard = self.shard(key);
             shard.prune(now, self.max_age, self.max_entries, self.max_bytes);
             let below_floor = resent && shard.floors.get(&peer).is_some_and(|&(floor, _)| call.0 <= floor);
+            let acked = shard.marks.contains(&key);
             match shard.entries.get_mut(&key) {
                 Some(State::Running { reply_to }) => {
                     *reply_to = Some(Connection { inner: Arc::clone(conn) });
                     Begin::Running
                 }
-                Some(State::Done(reply)) => Begin::Replay(reply.clone()),
+                Some(State::Done(reply)) => Begin::Replay(reply.frame()),
                 Some(State::Lost) => Begin::Lost,
-                Some(State::Acked) => Begin::Acked,
+                None if acked => Begin::Acked,
                 None if below_floor => Begin::Lost,
                 None => {
                     let patience = timeout.unwrap_or(self.max_age);
@@ -162,7 +213,7 @@ impl History {
         let entry = shard.entries.get_mut(&key)?;
         let State::Running { reply_to } = entry else { return None };
         let reply_to = reply_to.take();
-        *entry = State::Done(reply.clone());
+        *entry = State::Done(Stored::new(reply));
         shard.bytes += reply.len();
         let now = Instant::now();
         shard.prune(now, self.max_age, self.max_entries, self.max_bytes);
@@ -189,15 +240,15 @@ impl History {
         }
     }
 
-    /// The caller received the reply of `call`: drop the reply, keep a mark that the call ran.
+    /// The caller received the reply of `call`: drop the entry, keep a mark that the call ran.
     pub(crate) fn ack(&self, peer: EndpointId, call: CallId) {
         let key = (peer, call.0);
         let mut shard = self.shard(key);
-        if let Some(entry) = shard.entries.get_mut(&key)
-            && matches!(entry, State::Done(_) | State::Lost)
+        if matches!(shard.entries.get(&key), Some(State::Done(_) | State::Lost))
+            && let Some(entry) = shard.entries.remove(&key)
         {
-            let entry = std::mem::replace(entry, State::Acked);
             shard.release(&entry);
+            shard.mark(key);
         }
     }
 
@@ -207,7 +258,7 @@ impl History {
             .iter()
             .map(|s| {
                 let shard = s.lock().unwrap_or_else(PoisonError::into_inner);
-                shard.entries.values().filter(|e| !matches!(e, State::Acked)).count()
+                shard.entries.len()
             })
             .sum()
     }
@@ -257,6 +308,18 @@ impl Shard {
     fn release(&mut self, entry: &State) {
         if let State::Done(reply) = entry {
             self.bytes -= reply.len();
+        }
+    }
+
+    /// Remembers that `key` was acknowledged, forgetting the oldest mark beyond the limit.
+    fn mark(&mut self, key: Key) {
+        if self.marks.insert(key) {
+            self.mark_order.push_back(key);
+            if self.mark_order.len() > MARKS_PER_SHARD
+                && let Some(oldest) = self.mark_order.pop_front()
+            {
+                self.marks.remove(&oldest);
+            }
         }
     }
 

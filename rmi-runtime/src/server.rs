@@ -11,7 +11,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::FutureExt;
 use rmi_core::codec;
 use rmi_core::{CallId, Dispatch, EndpointId, Error, Fault, Flags, Header, Reply, RequestHeader, Semantics};
@@ -22,9 +22,6 @@ use crate::context::{CallContext, Serving};
 use crate::endpoint::EndpointInner;
 use crate::history::Begin;
 use crate::transport::Listener;
-
-/// Initial size of a reply buffer; it grows with the reply.
-const REPLY_BUFFER: usize = 256;
 
 impl ConnInner {
     /// Starts serving a request that arrived on this connection.
@@ -168,7 +165,7 @@ async fn serve_call(
 ) {
     let conn = &slot.conn;
     let max_frame_len = conn.endpoint.config.max_frame_len;
-    let mut buf = BytesMut::with_capacity(REPLY_BUFFER);
+    let mut buf = crate::frame::buffer();
     let start = codec::begin_frame(&mut buf, &Header::Reply(request.call));
     let header_end = buf.len();
 
@@ -206,11 +203,6 @@ async fn serve_call(
         if codec::finish_frame(&mut buf, start, max_frame_len).is_err() {
             return;
         }
-    }
-    if slot.history.is_some() && buf.capacity() > 2 * buf.len() + 4096 {
-        // The history counts the reply's length: do not keep a large buffer for a small reply
-        // (a fault that replaced a big one).
-        buf = BytesMut::from(&buf[..]);
     }
     let frame = buf.freeze();
     // An at-most-once reply goes into the history first, and also to the connection of the
@@ -307,6 +299,7 @@ pub(crate) async fn accept_loop(endpoint: Arc<EndpointInner>, mut listener: Box<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
     use std::time::Duration;
 
     use rmi_core::{BoxFuture, EndpointId, InterfaceDescriptor, InterfaceId, MethodDescriptor, OpId};
