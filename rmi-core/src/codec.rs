@@ -63,11 +63,15 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
 /// start, to pass to [`finish_frame`] once the payload has been appended.
 pub fn begin_frame(buf: &mut BytesMut, header: &Header) -> usize {
     let start = buf.len();
-    buf.put_u32(0);
-    // A header holds only integers and fixed-size ids: encoding cannot fail.
-    encode_into(buf, header).expect("headers always encode");
+    // A header holds only integers and fixed-size ids: it always fits, and is copied in one go.
+    let mut scratch = [0u8; LEN_PREFIX + MAX_HEADER_LEN];
+    let used = postcard::to_slice(header, &mut scratch[LEN_PREFIX..]).expect("headers always fit").len();
+    buf.extend_from_slice(&scratch[..LEN_PREFIX + used]);
     start
 }
+
+/// Most bytes a [`Header`] takes encoded.
+pub const MAX_HEADER_LEN: usize = 96;
 
 /// Writes the length prefix of the frame that starts at `start`.
 ///
@@ -138,6 +142,24 @@ pub fn ack_ids(mut payload: &[u8]) -> impl Iterator<Item = Result<crate::CallId,
 mod tests {
     use super::*;
     use crate::{CallId, Flags, InterfaceId, ObjectId, OpId, Outcome, RequestHeader};
+
+    #[test]
+    fn the_largest_header_fits_the_header_bound() {
+        let header = Header::Request(RequestHeader {
+            call: CallId(u64::MAX),
+            object: ObjectId::from_u128(u128::MAX),
+            interface: InterfaceId::from_name("Calc"),
+            version: u32::MAX,
+            op: OpId::from_name("add"),
+            flags: Flags(u8::MAX),
+            timeout_us: Some(u64::MAX),
+        });
+        let encoded = postcard::to_stdvec(&header).unwrap();
+        assert!(encoded.len() <= MAX_HEADER_LEN, "{} bytes", encoded.len());
+        let mut buf = BytesMut::new();
+        begin_frame(&mut buf, &header);
+        assert_eq!(&buf[LEN_PREFIX..], &encoded[..]);
+    }
 
     #[test]
     fn a_frame_round_trips() {

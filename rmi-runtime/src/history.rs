@@ -116,18 +116,22 @@ enum State {
     Lost,
 }
 
+/// Keys come from peers: hashed with a seed of the process's own (foldhash), so a peer cannot
+/// choose colliding ones.
+type Hasher = foldhash::fast::RandomState;
+
 #[derive(Default)]
 struct Shard {
-    entries: HashMap<Key, State>,
+    entries: HashMap<Key, State, Hasher>,
     /// Keys in arrival order, for pruning, with when the entry expires and until when its caller
     /// may resend; may hold keys already removed.
     order: VecDeque<(Key, Instant, Instant)>,
     /// Reply bytes held.
     bytes: usize,
     /// Per caller: call ids at or below this may have run and are forgotten; until when.
-    floors: HashMap<EndpointId, (u64, Instant)>,
+    floors: HashMap<EndpointId, (u64, Instant), Hasher>,
     /// The latest acknowledged calls (at most [`MARKS_PER_SHARD`]), and their order.
-    marks: HashSet<Key>,
+    marks: HashSet<Key, Hasher>,
     mark_order: VecDeque<Key>,
 }
 
@@ -313,6 +317,11 @@ impl Shard {
 
     /// Remembers that `key` was acknowledged, forgetting the oldest mark beyond the limit.
     fn mark(&mut self, key: Key) {
+        if self.mark_order.capacity() == 0 {
+            // Room for all of them at once rather than growing in steps.
+            self.marks.reserve(MARKS_PER_SHARD + 1);
+            self.mark_order.reserve_exact(MARKS_PER_SHARD + 1);
+        }
         if self.marks.insert(key) {
             self.mark_order.push_back(key);
             if self.mark_order.len() > MARKS_PER_SHARD

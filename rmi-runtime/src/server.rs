@@ -2,14 +2,19 @@
 //! (getRequest / sendReply).
 //!
 //! Each request is checked in the reader (object exists, interface and version match, the
-//! connection is under its in-flight limit) and then runs in a task of its own, so a slow call does
-//! not hold up the others on the connection. The task builds the reply frame in one buffer: header,
-//! then the outcome the skeleton writes.
+//! connection is under its in-flight limit) and then starts right there: a call that completes
+//! without waiting (most do) is answered by the reader, with no task of its own; a call that waits
+//! goes on in a task of its own, so it does not hold up the others on the connection. (A method
+//! that computes for long without awaiting holds up its connection's reader meanwhile, as it would
+//! hold up any tokio worker: hand such work to `tokio::task::spawn_blocking`.) The reply frame is
+//! built in one buffer: header, then the outcome the skeleton writes.
 
 use std::any::Any;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Waker};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -110,7 +115,15 @@ impl ConnInner {
             call = request.call.0,
         );
         let call = request.call.0;
-        let task = endpoint.served.spawn(serve_call(slot, skeleton, request, body, args_at).instrument(span));
+        // The call runs here, in the reader, as far as it can without waiting: most calls end
+        // there, with no task of their own (no spawn, no hand-off). One that waits goes on in a
+        // task of its own, polled at once (so nothing it waits for is missed: the no-op waker of
+        // this first poll is replaced).
+        let mut serving = Box::pin(serve_call(slot, skeleton, request, body, args_at).instrument(span));
+        if serving.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_ready() {
+            return;
+        }
+        let task = endpoint.served.spawn(serving);
         // The task's own abort handle (no allocation), filled in after the spawn. Only this reader
         // inserts entries and handles cancels, so none comes in between; if the entry is gone, the
         // call has ended already, or the connection closed in between and this call escaped the
