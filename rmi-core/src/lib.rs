@@ -3,8 +3,9 @@
 //! This crate holds what both ends of a call agree on, with no async runtime: identifiers
 //! ([`ObjectId`], [`InterfaceId`], [`OpId`], [`CallId`], [`EndpointId`]), remote references
 //! ([`RemoteRef`], [`Address`]), the wire messages of protocol v1 ([`Hello`], [`Header`], [`Outcome`],
-//! [`Fault`]), frame encoding ([`codec`]), the framework's [`Error`] enum and the [`Dispatch`] trait
-//! that generated skeletons implement. Applications depend on `rmi-runtime`, which re-exports all of it.
+//! [`Fault`]), frame encoding ([`codec`]), the framework's [`Error`] enum, the [`Dispatch`] trait
+//! that generated skeletons implement and the byte strings ([`AsBytes`], [`ByteBuf`]) they send
+//! `Vec<u8>` values as. Applications depend on `rmi-runtime`, which re-exports all of it.
 //!
 //! # What `#[remote]` generates
 //!
@@ -45,6 +46,7 @@
 //! ```
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+mod bytes;
 pub mod codec;
 mod dispatch;
 mod error;
@@ -53,6 +55,7 @@ mod message;
 mod naming;
 mod reference;
 
+pub use bytes::{AsBytes, ByteBuf};
 pub use dispatch::{
     BoxFuture, Dispatch, InterfaceDescriptor, MethodDescriptor, Reply, Semantics, Wire, assert_wire,
     decode_args, into_ok,

@@ -26,6 +26,21 @@ pub trait Calculator {
     ) -> impl ::rmi_runtime::__private::Future<
         Output = Vec<String>,
     > + ::rmi_runtime::__private::Send;
+    /// Multiplies each byte; `Vec<u8>` travels as a byte string.
+    fn scale(
+        &self,
+        bytes: Vec<u8>,
+        factor: u8,
+    ) -> impl ::rmi_runtime::__private::Future<
+        Output = Vec<u8>,
+    > + ::rmi_runtime::__private::Send;
+    /// Reads a memory register; only the top-level `Vec<u8>` travels as a byte string.
+    fn recall(
+        &self,
+        key: Option<Vec<u8>>,
+    ) -> impl ::rmi_runtime::__private::Future<
+        Output = Result<::std::vec::Vec<u8>, MathError>,
+    > + ::rmi_runtime::__private::Send;
 }
 /// Operations of the remote interface [`Calculator`], with their stable operation ids.
 #[derive(
@@ -45,12 +60,23 @@ pub enum CalculatorOp {
     Reset,
     /// `history` (operation id 7, at-most-once)
     History,
+    /// `scale` (operation id 2190941297, at-most-once)
+    Scale,
+    /// `recall` (operation id 1518452144, at-most-once)
+    Recall,
 }
 #[automatically_derived]
 #[allow(unused_qualifications)]
 impl CalculatorOp {
     /// Every operation, in declaration order.
-    pub const ALL: &'static [Self] = &[Self::Add, Self::Div, Self::Reset, Self::History];
+    pub const ALL: &'static [Self] = &[
+        Self::Add,
+        Self::Div,
+        Self::Reset,
+        Self::History,
+        Self::Scale,
+        Self::Recall,
+    ];
     /// The interface's name, id, version and operations.
     pub const DESCRIPTOR: &'static ::rmi_runtime::__private::InterfaceDescriptor = &::rmi_runtime::__private::InterfaceDescriptor {
         name: "Calculator",
@@ -78,6 +104,14 @@ impl CalculatorOp {
                 "history",
                 ::rmi_runtime::__private::OpId(7u32),
             ),
+            ::rmi_runtime::__private::MethodDescriptor::new(
+                "scale",
+                ::rmi_runtime::__private::OpId(2190941297u32),
+            ),
+            ::rmi_runtime::__private::MethodDescriptor::new(
+                "recall",
+                ::rmi_runtime::__private::OpId(1518452144u32),
+            ),
         ],
     };
     /// The operation's id on the wire.
@@ -87,6 +121,8 @@ impl CalculatorOp {
             Self::Div => ::rmi_runtime::__private::OpId(3848448840u32),
             Self::Reset => ::rmi_runtime::__private::OpId(1695364032u32),
             Self::History => ::rmi_runtime::__private::OpId(7u32),
+            Self::Scale => ::rmi_runtime::__private::OpId(2190941297u32),
+            Self::Recall => ::rmi_runtime::__private::OpId(1518452144u32),
         }
     }
     /// The operation's descriptor: name, id, invocation semantics, default deadline.
@@ -102,6 +138,8 @@ impl CalculatorOp {
             Self::Div => "div",
             Self::Reset => "reset",
             Self::History => "history",
+            Self::Scale => "scale",
+            Self::Recall => "recall",
         }
     }
     /// The operation with id `id`, if the interface has one.
@@ -113,6 +151,8 @@ impl CalculatorOp {
             3848448840u32 => ::rmi_runtime::__private::Option::Some(Self::Div),
             1695364032u32 => ::rmi_runtime::__private::Option::Some(Self::Reset),
             7u32 => ::rmi_runtime::__private::Option::Some(Self::History),
+            2190941297u32 => ::rmi_runtime::__private::Option::Some(Self::Scale),
+            1518452144u32 => ::rmi_runtime::__private::Option::Some(Self::Recall),
             _ => ::rmi_runtime::__private::Option::None,
         }
     }
@@ -212,6 +252,41 @@ impl CalculatorClient {
             .await
             .map(::rmi_runtime::__private::into_ok)
     }
+    /// Multiplies each byte; `Vec<u8>` travels as a byte string.
+    pub async fn scale(
+        &self,
+        bytes: Vec<u8>,
+        factor: u8,
+    ) -> ::rmi_runtime::__private::Result<Vec<u8>, ::rmi_runtime::__private::Error> {
+        self.proxy
+            .call::<
+                _,
+                ::rmi_runtime::__private::ByteBuf,
+                ::rmi_runtime::__private::NoError,
+            >(
+                CalculatorOp::Scale.descriptor(),
+                &(::rmi_runtime::__private::AsBytes(&bytes), factor),
+            )
+            .await
+            .map(|__r| ::rmi_runtime::__private::into_ok(__r).0)
+    }
+    /// Reads a memory register; only the top-level `Vec<u8>` travels as a byte string.
+    pub async fn recall(
+        &self,
+        key: Option<Vec<u8>>,
+    ) -> ::rmi_runtime::__private::Result<
+        Result<::std::vec::Vec<u8>, MathError>,
+        ::rmi_runtime::__private::Error,
+    > {
+        self.proxy
+            .call::<
+                _,
+                ::rmi_runtime::__private::ByteBuf,
+                MathError,
+            >(CalculatorOp::Recall.descriptor(), &(key,))
+            .await
+            .map(|__r| __r.map(|__v| __v.0))
+    }
 }
 #[automatically_derived]
 #[allow(unused_qualifications)]
@@ -278,6 +353,10 @@ const _: () = {
     ::rmi_runtime::__private::assert_wire::<i32>();
     ::rmi_runtime::__private::assert_wire::<MathError>();
     ::rmi_runtime::__private::assert_wire::<Vec<String>>();
+    ::rmi_runtime::__private::assert_wire::<Vec<u8>>();
+    ::rmi_runtime::__private::assert_wire::<u8>();
+    ::rmi_runtime::__private::assert_wire::<Option<Vec<u8>>>();
+    ::rmi_runtime::__private::assert_wire::<::std::vec::Vec<u8>>();
 };
 /// Server skeleton for [`Calculator`]: decodes each call, runs it on the servant `S` and encodes the outcome. Export it with `Endpoint::export`.
 pub struct CalculatorSkeleton<S> {
@@ -375,6 +454,36 @@ where
                     };
                     let __ret = <__S as Calculator>::history(&*self.servant).await;
                     __reply.ok(&__ret)
+                }
+                ::rmi_runtime::__private::Option::Some(CalculatorOp::Scale) => {
+                    let (::rmi_runtime::__private::ByteBuf(bytes), factor) = match ::rmi_runtime::__private::decode_args::<
+                        (::rmi_runtime::__private::ByteBuf, u8),
+                    >(__args) {
+                        ::rmi_runtime::__private::Result::Ok(__v) => __v,
+                        ::rmi_runtime::__private::Result::Err(__fault) => {
+                            return __reply.fault(__fault);
+                        }
+                    };
+                    let __ret = <__S as Calculator>::scale(&*self.servant, bytes, factor)
+                        .await;
+                    __reply.ok(&::rmi_runtime::__private::AsBytes(&__ret))
+                }
+                ::rmi_runtime::__private::Option::Some(CalculatorOp::Recall) => {
+                    let (key,) = match ::rmi_runtime::__private::decode_args::<
+                        (Option<Vec<u8>>,),
+                    >(__args) {
+                        ::rmi_runtime::__private::Result::Ok(__v) => __v,
+                        ::rmi_runtime::__private::Result::Err(__fault) => {
+                            return __reply.fault(__fault);
+                        }
+                    };
+                    let __ret = <__S as Calculator>::recall(&*self.servant, key).await;
+                    match __ret {
+                        ::rmi_runtime::__private::Result::Ok(__v) => {
+                            __reply.ok(&::rmi_runtime::__private::AsBytes(&__v))
+                        }
+                        ::rmi_runtime::__private::Result::Err(__e) => __reply.err(&__e),
+                    }
                 }
                 ::rmi_runtime::__private::Option::None => {
                     __reply.fault(::rmi_runtime::__private::Fault::NoSuchOperation)

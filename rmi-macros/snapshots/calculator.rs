@@ -14,4 +14,10 @@ pub trait Calculator {
 
     #[op(id = 7)]
     async fn history(&self) -> Vec<String>;
+
+    /// Multiplies each byte; `Vec<u8>` travels as a byte string.
+    async fn scale(&self, bytes: Vec<u8>, factor: u8) -> Vec<u8>;
+
+    /// Reads a memory register; only the top-level `Vec<u8>` travels as a byte string.
+    async fn recall(&self, key: Option<Vec<u8>>) -> Result<::std::vec::Vec<u8>, MathError>;
 }

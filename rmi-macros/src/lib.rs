@@ -22,7 +22,8 @@ use proc_macro::TokenStream;
 ///
 /// Every method must be an `async fn` taking `&self`, with plainly named arguments whose types (and
 /// the return type) implement serde's `Serialize` and `Deserialize`. A method returning
-/// `Result<T, E>` sends its `Err(E)` as a typed application error.
+/// `Result<T, E>` sends its `Err(E)` as a typed application error. Arguments and values written
+/// `Vec<u8>` travel as postcard byte strings: the same bytes as serde's sequence of `u8`, in one copy.
 ///
 /// Arguments: `#[remote(version = N)]` (default 1), `#[remote(name = "...")]` (interface name, default
 /// the trait's name), `#[remote(crate = "path")]` (where `rmi-runtime` is, default `::rmi_runtime`).

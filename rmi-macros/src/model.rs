@@ -4,7 +4,7 @@ use proc_macro2::{Ident, Span};
 use quote::format_ident;
 use syn::{
     Attribute, FnArg, GenericArgument, ItemTrait, Pat, PathArguments, ReceiverKind, ReturnType, Safety,
-    TraitItem, TraitItemFn, Type,
+    TraitItem, TraitItemFn, Type, TypePath,
 };
 
 use crate::attr::{OpArgs, RemoteArgs, SemanticsAttr};
@@ -54,6 +54,8 @@ pub(crate) struct Method<'a> {
 pub(crate) struct Arg<'a> {
     pub(crate) ident: &'a Ident,
     pub(crate) ty: &'a Type,
+    /// Whether `ty` is written `Vec<u8>`: it travels as a byte string ([`is_byte_vec`]).
+    pub(crate) bytes: bool,
 }
 
 /// The return type of a remote method.
@@ -179,7 +181,7 @@ impl<'a> Method<'a> {
                                 "arguments of remote methods must have concrete types, not `impl Trait`",
                             ));
                         }
-                        args.push(Arg { ident: &pi.ident, ty: &pt.ty });
+                        args.push(Arg { ident: &pi.ident, ty: &pt.ty, bytes: is_byte_vec(&pt.ty) });
                     }
                     other => errs.push(syn::Error::new_spanned(
                         other,
@@ -257,6 +259,46 @@ impl<'a> Method<'a> {
     pub(crate) fn span(&self) -> Span {
         self.original.sig.ident.span()
     }
+
+    /// Whether the method's value (the `T` of `-> T` or of `-> Result<T, E>`) is written `Vec<u8>`,
+    /// so that it travels as a byte string ([`is_byte_vec`]).
+    pub(crate) fn returns_bytes(&self) -> bool {
+        match self.output {
+            Output::Unit => false,
+            Output::Value(ty) | Output::Result { ok: ty, .. } => is_byte_vec(ty),
+        }
+    }
+}
+
+/// Whether `ty` is written `Vec<u8>` (or `std::vec::Vec<u8>`, `alloc::vec::Vec<u8>`, with or without
+/// a leading `::`). Such values are sent as postcard byte strings, the same bytes on the wire as the
+/// sequence of `u8` serde makes of a `Vec<u8>`, in one copy instead of one call per byte. The test is
+/// on the tokens: an alias, or a `Vec<u8>` inside another type, is sent as serde sends it.
+pub(crate) fn is_byte_vec(ty: &Type) -> bool {
+    let ty = match ty {
+        // A type passed through a `macro_rules!` fragment.
+        Type::Group(group) => &*group.elem,
+        ty => ty,
+    };
+    let Type::Path(TypePath { qself: None, path, .. }) = ty else { return false };
+    let segments: Vec<_> = path.segments.iter().collect();
+    let Some((vec, prefix)) = segments.split_last() else { return false };
+    let prefix_is_std = match prefix {
+        [] => path.leading_colon.is_none(),
+        [krate, module] => {
+            (krate.ident == "std" || krate.ident == "alloc")
+                && module.ident == "vec"
+                && krate.arguments.is_none()
+                && module.arguments.is_none()
+        }
+        _ => false,
+    };
+    let PathArguments::AngleBracketed(args) = &vec.arguments else { return false };
+    let elem_is_u8 = matches!(
+        args.args.iter().collect::<Vec<_>>()[..],
+        [GenericArgument::Type(Type::Path(elem))] if elem.qself.is_none() && elem.path.is_ident("u8")
+    );
+    prefix_is_std && vec.ident == "Vec" && elem_is_u8
 }
 
 /// `Ok` and `Err` types of a return type written `Result<T, E>` (any path ending in `Result`).

@@ -33,3 +33,34 @@ fn camel_case_names_operations() {
     assert_eq!(crate::model::camel_case("f"), "F");
     assert_eq!(crate::model::camel_case("getValue"), "GetValue");
 }
+
+#[test]
+fn only_vec_of_u8_as_written_travels_as_a_byte_string() {
+    let is_byte_vec = |src: &str| crate::model::is_byte_vec(&syn::parse_str(src).expect("a type"));
+    for yes in [
+        "Vec<u8>",
+        "std::vec::Vec<u8>",
+        "::std::vec::Vec<u8>",
+        "alloc::vec::Vec<u8>",
+        "::alloc::vec::Vec<u8>",
+    ] {
+        assert!(is_byte_vec(yes), "{yes}");
+    }
+    for no in [
+        "Vec<i8>",
+        "Vec<u16>",
+        "Vec<Vec<u8>>",
+        "Option<Vec<u8>>",
+        "[u8; 4]",
+        "&[u8]",
+        "Bytes",
+        "::Vec<u8>",
+        "my::Vec<u8>",
+        "std::vec::Vec<::u8>",
+        "Vec<u8, Global>",
+        "<T as Tr>::Vec<u8>",
+        "std::vec::Vec<my::u8>",
+    ] {
+        assert!(!is_byte_vec(no), "{no}");
+    }
+}

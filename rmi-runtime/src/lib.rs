@@ -320,8 +320,8 @@ pub mod __private {
     pub use ::std::boxed::Box;
     pub use ::std::sync::Arc;
     pub use rmi_core::{
-        BoxFuture, Dispatch, Fault, InterfaceDescriptor, InterfaceId, MethodDescriptor, NoError, OpId, Reply,
-        Semantics, assert_wire, decode_args, into_ok,
+        AsBytes, BoxFuture, ByteBuf, Dispatch, Fault, InterfaceDescriptor, InterfaceId, MethodDescriptor,
+        NoError, OpId, Reply, Semantics, assert_wire, decode_args, into_ok,
     };
 }
 

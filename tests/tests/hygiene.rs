@@ -80,6 +80,9 @@ pub mod hygienic {
 
         /// Forgets the account.
         async fn close(&self);
+
+        /// The statement after `cursor`; `Vec<u8>` travels as a byte string.
+        async fn statement(&self, cursor: ::std::vec::Vec<u8>) -> ::std::vec::Vec<u8>;
     }
 
     /// A ledger whose every method can fail with an error that converts from `rmi_runtime::Error`,
@@ -96,6 +99,13 @@ pub mod hygienic {
             memo: ::std::string::String,
             amount: ::std::vec::Vec<u64>,
         ) -> ::core::result::Result<(), Overdrawn>;
+
+        /// The receipt of entry `entry`, signed with `key`.
+        async fn receipt(
+            &self,
+            entry: u64,
+            key: ::std::vec::Vec<u8>,
+        ) -> ::core::result::Result<::std::vec::Vec<u8>, Overdrawn>;
     }
 
     /// A servant of both traits.
@@ -112,6 +122,10 @@ pub mod hygienic {
         }
 
         async fn close(&self) {}
+
+        async fn statement(&self, cursor: ::std::vec::Vec<u8>) -> ::std::vec::Vec<u8> {
+            cursor
+        }
     }
 
     impl Ledger for Servant {
@@ -126,6 +140,14 @@ pub mod hygienic {
         ) -> ::core::result::Result<(), Overdrawn> {
             ::core::result::Result::Ok(())
         }
+
+        async fn receipt(
+            &self,
+            _entry: u64,
+            key: ::std::vec::Vec<u8>,
+        ) -> ::core::result::Result<::std::vec::Vec<u8>, Overdrawn> {
+            ::core::result::Result::Ok(key)
+        }
     }
 }
 
@@ -136,6 +158,9 @@ pub mod with_prelude {
     pub trait Echo {
         /// Returns `text`.
         async fn echo(&self, text: String) -> Result<Option<String>, super::Overdrawn>;
+
+        /// Returns `data`, or fails; `Vec<u8>` travels as a byte string.
+        async fn echo_bytes(&self, data: Vec<u8>) -> Result<Vec<u8>, super::Overdrawn>;
     }
 }
 
@@ -143,8 +168,11 @@ use hygienic::{Account, AccountClient, AccountOp, AccountSkeleton, Ledger, Ledge
 
 #[test]
 fn op_enum_lists_the_methods_in_declaration_order() {
-    assert_eq!(AccountOp::ALL, [AccountOp::Balance, AccountOp::Withdraw, AccountOp::Close]);
-    assert_eq!(LedgerOp::ALL, [LedgerOp::Total, LedgerOp::Record]);
+    assert_eq!(
+        AccountOp::ALL,
+        [AccountOp::Balance, AccountOp::Withdraw, AccountOp::Close, AccountOp::Statement]
+    );
+    assert_eq!(LedgerOp::ALL, [LedgerOp::Total, LedgerOp::Record, LedgerOp::Receipt]);
     for &op in AccountOp::ALL {
         assert_eq!(AccountOp::from_id(op.id()), Some(op));
     }
@@ -167,6 +195,7 @@ fn descriptors_name_the_interface_and_its_operations() {
             ("balance", OpId::from_name("balance")),
             ("withdraw", OpId::from_name("withdraw")),
             ("close", OpId::from_name("close")),
+            ("statement", OpId::from_name("statement")),
         ]
     );
 
@@ -175,7 +204,10 @@ fn descriptors_name_the_interface_and_its_operations() {
     assert_eq!(ledger.id, InterfaceId::from_name("hygiene.Ledger"));
     assert_eq!(ledger.version, 2);
     let methods: Vec<_> = ledger.methods.iter().map(|m| (m.name, m.op)).collect();
-    assert_eq!(methods, [("total", OpId::from_name("total")), ("record", OpId(7))]);
+    assert_eq!(
+        methods,
+        [("total", OpId::from_name("total")), ("record", OpId(7)), ("receipt", OpId::from_name("receipt"))]
+    );
     assert_eq!(LedgerOp::Record.id(), OpId(7));
     assert_eq!(LedgerOp::Record.name(), "record");
 }
@@ -197,6 +229,8 @@ async fn the_servant_implements_the_desugared_trait() {
     assert_eq!(servant.withdraw(4).await, Ok(6));
     servant.close().await;
     assert_eq!(Ledger::total(&servant).await, Ok(0));
+    assert_eq!(servant.statement(vec![1, 2]).await, [1, 2]);
+    assert_eq!(servant.receipt(1, vec![3]).await, Ok(vec![3]));
 }
 
 /// Only where every method is fallible does the client implement the trait.
@@ -207,4 +241,6 @@ fn ledger_client_implements_ledger() {
     fn is_client<T: Clone + std::fmt::Debug + Send + Sync>() {}
     is_client::<AccountClient>();
     is_client::<LedgerClient>();
+    fn implements_echo<T: with_prelude::Echo>() {}
+    implements_echo::<with_prelude::EchoClient>();
 }

@@ -148,9 +148,14 @@ fn inherent_method(iface: &Interface<'_>, m: &Method<'_>) -> TokenStream {
         docs.push(quote!(#[doc = " One-way (maybe semantics): the request is queued and the call returns without waiting \
             for the network; no result, no remote error."]));
     }
+    // `Vec<u8>` arguments travel as byte strings: the same bytes as serde's sequence, in one copy.
+    let arg_values = m.args.iter().map(|a| {
+        let ident = a.ident;
+        if a.bytes { quote!(#rt::__private::AsBytes(&#ident)) } else { quote!(#ident) }
+    });
     // Spanned at the user's method, so a type that cannot travel is reported there too.
     let call_fn = syn::Ident::new("call", name.span());
-    let args = quote_spanned!(name.span()=> &(#(#arg_names,)*));
+    let args = quote_spanned!(name.span()=> &(#(#arg_values,)*));
     let call = |ok: &dyn quote::ToTokens, err: &dyn quote::ToTokens| {
         quote! {
             self.proxy
@@ -169,14 +174,25 @@ fn inherent_method(iface: &Interface<'_>, m: &Method<'_>) -> TokenStream {
             }
         };
     }
+    // A `Vec<u8>` value comes back as a byte string, decoded in one copy.
+    let byte_buf = quote!(#rt::__private::ByteBuf);
+    let (r, v) = (local("__r"), local("__v"));
     let (ret, body) = match &m.output {
         Output::Unit => {
             let call = call(&quote!(()), &quote!(#rt::__private::NoError));
             (quote!(()), quote!(#call.map(#rt::__private::into_ok)))
         }
+        Output::Value(ty) if m.returns_bytes() => {
+            let call = call(&byte_buf, &quote!(#rt::__private::NoError));
+            (quote!(#ty), quote!(#call.map(|#r| #rt::__private::into_ok(#r).0)))
+        }
         Output::Value(ty) => {
             let call = call(ty, &quote!(#rt::__private::NoError));
             (quote!(#ty), quote!(#call.map(#rt::__private::into_ok)))
+        }
+        Output::Result { whole, err, .. } if m.returns_bytes() => {
+            let call = call(&byte_buf, err);
+            (quote!(#whole), quote!(#call.map(|#r| #r.map(|#v| #v.0))))
         }
         Output::Result { whole, ok, err } => (quote!(#whole), call(ok, err)),
     };

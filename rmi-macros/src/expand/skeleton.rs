@@ -1,7 +1,7 @@
 //! `{Trait}Skeleton<S>`: decodes each call, runs it on the servant, encodes the outcome.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::local;
@@ -32,13 +32,27 @@ pub(super) fn expand(iface: &Interface<'_>) -> TokenStream {
         let name = m.ident;
         let variant = &m.variant;
         let arg_names: Vec<_> = m.args.iter().map(|a| a.ident).collect();
-        let arg_types = m.args.iter().map(|a| a.ty);
+        // `Vec<u8>` arguments arrive as byte strings, and a `Vec<u8>` value leaves as one: the same
+        // bytes as serde's sequence of `u8`, in one copy.
+        let byte_buf = quote!(#rt::__private::ByteBuf);
+        let arg_patterns = m.args.iter().map(|a| {
+            let ident = a.ident;
+            if a.bytes { quote!(#byte_buf(#ident)) } else { quote!(#ident) }
+        });
+        let arg_types =
+            m.args.iter().map(|a| if a.bytes { byte_buf.clone() } else { a.ty.to_token_stream() });
+        let bytes = m.returns_bytes();
         // Calls that need the user's types to be serde types are spanned at those types.
         let send = match &m.output {
             Output::Unit => quote!(#reply.ok(&#ret)),
+            Output::Value(_) if bytes => quote!(#reply.ok(&#rt::__private::AsBytes(&#ret))),
             Output::Value(ty) => quote_spanned!(ty.span()=> #reply.ok(&#ret)),
             Output::Result { ok, err, .. } => {
-                let ok = quote_spanned!(ok.span()=> #reply.ok(&#v));
+                let ok = if bytes {
+                    quote!(#reply.ok(&#rt::__private::AsBytes(&#v)))
+                } else {
+                    quote_spanned!(ok.span()=> #reply.ok(&#v))
+                };
                 let err = quote_spanned!(err.span()=> #reply.err(&#e));
                 quote! {
                     match #ret {
@@ -52,7 +66,7 @@ pub(super) fn expand(iface: &Interface<'_>) -> TokenStream {
         let arg_tuple = quote_spanned!(name.span()=> (#(#arg_types,)*));
         quote! {
             #rt::__private::Option::Some(#ops::#variant) => {
-                let (#(#arg_names,)*) = match #rt::__private::#decode_args::<#arg_tuple>(#args) {
+                let (#(#arg_patterns,)*) = match #rt::__private::#decode_args::<#arg_tuple>(#args) {
                     #rt::__private::Result::Ok(#v) => #v,
                     #rt::__private::Result::Err(#fault) => return #reply.fault(#fault),
                 };
