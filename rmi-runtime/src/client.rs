@@ -387,7 +387,7 @@ impl Proxy {
                 Prepared::Remote(request) => {
                     let (payload, conn) = self.exchange(semantics, &request, deadline, timeout).await?;
                     if semantics == Semantics::AtMostOnce {
-                        conn.inner.ack(request.header.call);
+                        conn.inner.ack(request.header.call, payload.len());
                     }
                     let context = CallContext::remote(conn.into_owned());
                     return self.outcome(op, context.decoding(|| codec::decode::<Outcome<T, E>>(&payload)));

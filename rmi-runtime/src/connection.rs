@@ -36,6 +36,8 @@ const WRITE_BUFFER: usize = 64 * 1024;
 const READ_BUFFER: usize = 16 * 1024;
 /// Frames taken off the write queue at once.
 const WRITE_BATCH: usize = 64;
+/// Replies of at least this many bytes are acknowledged at once rather than with the next batch.
+pub(crate) const ACK_AT_ONCE: usize = 64 * 1024;
 
 /// What a waiting call receives: the reply's payload (an encoded `Outcome`), or why none will come.
 pub(crate) type ReplySlot = oneshot::Sender<Result<Bytes, Error>>;
@@ -313,7 +315,19 @@ impl ConnInner {
 
     /// Owes the peer an acknowledgement of the reply to at-most-once call `call` (the RRA
     /// exchange): it leaves with the next frames written, or within `ack_delay`.
-    pub(crate) fn ack(&self, call: CallId) {
+    ///
+    /// The ack of a large reply (`reply_len` of [`ACK_AT_ONCE`] bytes or more) is queued at once
+    /// instead, so the peer can free the reply before this side's next request arrives. It still
+    /// follows any resend of the call already queued: the queue keeps its order.
+    pub(crate) fn ack(&self, call: CallId, reply_len: usize) {
+        if reply_len >= ACK_AT_ONCE {
+            let max_frame_len = self.endpoint.config.max_frame_len;
+            let (frame, _) =
+                crate::frame::build(|buf| codec::ack_frame(buf, &mut std::iter::once(call), max_frame_len));
+            if self.queue(frame).is_ok() {
+                return;
+            }
+        }
         self.acks.calls.lock().unwrap_or_else(PoisonError::into_inner).push(call);
         self.acks.waiting.store(true, Ordering::SeqCst);
         if !self.acks.timed.swap(true, Ordering::SeqCst) {

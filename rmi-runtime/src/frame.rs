@@ -150,6 +150,11 @@ impl Decoder for FrameDecoder {
         }
         let mut frame = src.split_to(need);
         frame.advance(LEN_PREFIX);
+        if src.capacity() > 4 * READ_CHUNK {
+            // A large frame grew the buffer: read on in a buffer of its own, so that the large
+            // allocation belongs to the frame alone and goes when it does.
+            *src = BytesMut::from(&src[..]);
+        }
         Ok(Some(frame.freeze()))
     }
 

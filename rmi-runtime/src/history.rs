@@ -48,7 +48,7 @@ const MAX_FLOORS: usize = 1024;
 /// Longest a floor is remembered, however long its caller's deadline.
 const MAX_FLOOR_LIFE: Duration = Duration::from_secs(24 * 3600);
 /// Acknowledged calls a shard remembers, to drop late copies of their requests.
-pub(crate) const MARKS_PER_SHARD: usize = 256;
+pub(crate) const MARKS_PER_SHARD: usize = 64;
 /// Most bytes of a reply frame stored inside its history entry.
 pub(crate) const INLINE_REPLY: usize = 46;
 /// Reply frames from this size on are kept as they are (sharing their buffer); smaller ones are
