@@ -493,6 +493,13 @@ impl Proxy {
         deadline: Instant,
         timeout: Duration,
     ) -> Result<Cow<'_, Connection>, Error> {
+        if let Route::Remote(known) = &self.target.route
+            && let Some(conn) = known.get()
+            && !conn.is_closed()
+        {
+            // The usual case: no dial, so no timer.
+            return Ok(Cow::Borrowed(conn));
+        }
         match tokio::time::timeout_at(deadline, self.target.connection()).await {
             Ok(conn) => conn,
             Err(_) => Err(Error::Timeout(timeout)),

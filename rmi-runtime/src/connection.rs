@@ -206,7 +206,8 @@ impl fmt::Debug for Connection {
 
 impl ConnInner {
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.is_cancelled()
+        // The reason is set first thing on close: one atomic load (the token's check takes a lock).
+        self.reason.get().is_some()
     }
 
     pub(crate) fn closed_error(&self) -> Error {
@@ -285,6 +286,13 @@ impl ConnInner {
                 limit: u32::try_from(self.endpoint.config.write_queue).unwrap_or(u32::MAX),
             },
             mpsc::error::TrySendError::Closed(_) => self.closed_error(),
+        })
+    }
+
+    /// Queues a frame if the writer's queue has room; gives it back if it is full or closed.
+    pub(crate) fn try_queue(&self, frame: Bytes) -> Result<(), Bytes> {
+        self.tx.try_send(frame).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(frame) | mpsc::error::TrySendError::Closed(frame) => frame,
         })
     }
 

@@ -180,7 +180,6 @@ impl History {
         let now = Instant::now();
         let begin = {
             let mut shard = self.shard(key);
-            shard.prune(now, self.max_age, self.max_entries, self.max_bytes);
             let below_floor = resent && shard.floors.get(&peer).is_some_and(|&(floor, _)| call.0 <= floor);
             let acked = shard.marks.contains(&key);
             match shard.entries.get_mut(&key) {
@@ -219,8 +218,9 @@ impl History {
         let reply_to = reply_to.take();
         *entry = State::Done(Stored::new(reply));
         shard.bytes += reply.len();
-        let now = Instant::now();
-        shard.prune(now, self.max_age, self.max_entries, self.max_bytes);
+        if shard.bytes > self.max_bytes {
+            shard.prune(Instant::now(), self.max_age, self.max_entries, self.max_bytes);
+        }
         reply_to
     }
 

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -183,22 +183,33 @@ async fn serve_call(
     let header_end = buf.len();
 
     // The caller's patience bounds the whole call, queuing the reply included: a peer that does
-    // not read its replies cannot keep the call's slot and its reply buffer beyond it.
-    let deadline = request.timeout().map(crate::deadline_after);
-    let args = &body[args_at..];
-    let reply = Reply::new(&mut buf);
-    let context = CallContext::remote(Connection { inner: Arc::clone(conn) });
-    let run =
-        AssertUnwindSafe(Serving::new(context, skeleton.dispatch(request.op, args, reply))).catch_unwind();
-    let outcome = match deadline {
-        Some(deadline) => match tokio::time::timeout_at(deadline, run).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                tracing::debug!("the caller's deadline passed; call abandoned");
-                return;
-            }
-        },
-        None => run.await,
+    // not read its replies cannot keep the call's slot and its reply buffer beyond it. It runs
+    // from when the call first has to wait: a call that completes at once reads no clock.
+    let mut deadline = None;
+    let outcome = {
+        let args = &body[args_at..];
+        let reply = Reply::new(&mut buf);
+        let context = CallContext::remote(Connection { inner: Arc::clone(conn) });
+        let run = AssertUnwindSafe(Serving::new(context, skeleton.dispatch(request.op, args, reply)))
+            .catch_unwind();
+        let mut run = std::pin::pin!(run);
+        match std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await {
+            Poll::Ready(outcome) => outcome,
+            Poll::Pending => match request.timeout() {
+                Some(timeout) => {
+                    let at = crate::deadline_after(timeout);
+                    deadline = Some(at);
+                    match tokio::time::timeout_at(at, run).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => {
+                            tracing::debug!("the caller's deadline passed; call abandoned");
+                            return;
+                        }
+                    }
+                }
+                None => run.await,
+            },
+        }
     };
     if let Err(panic) = outcome {
         let message = panic_message(&*panic);
@@ -231,8 +242,9 @@ async fn serve_call(
     if conn.is_closed() {
         return;
     }
+    let Err(frame) = conn.try_queue(frame) else { return };
     let send = conn.send(frame);
-    match deadline {
+    match deadline.or_else(|| request.timeout().map(crate::deadline_after)) {
         // A send that completes at once never registers the timer.
         Some(deadline) => {
             if tokio::time::timeout_at(deadline, send).await.is_err() {
