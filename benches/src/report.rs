@@ -173,25 +173,34 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
+/// The cells of each row, as text: measure, unit, rmi, tarpc, raw, rmi/tarpc, rmi/raw.
+fn cells(medians: &[(System, Sample)]) -> Vec<[String; 7]> {
+    rows(medians)
+        .into_iter()
+        .map(|row| {
+            let [rmi, tarpc, raw] = row.values;
+            [
+                row.what,
+                row.unit.to_owned(),
+                cell(rmi, row.decimals),
+                cell(tarpc, row.decimals),
+                cell(raw, row.decimals),
+                ratio(rmi, tarpc),
+                ratio(rmi, raw),
+            ]
+        })
+        .collect()
+}
+
 /// The table of medians, as text for the terminal.
 pub fn table(medians: &[(System, Sample)]) -> String {
     let mut out = format!(
         "{:<42} {:>8} {:>12} {:>12} {:>12} {:>10} {:>10}\n",
         "measure", "unit", "rmi", "tarpc", "raw", "rmi/tarpc", "rmi/raw"
     );
-    for row in rows(medians) {
-        let [rmi, tarpc, raw] = row.values;
-        let _ = writeln!(
-            out,
-            "{:<42} {:>8} {:>12} {:>12} {:>12} {:>10} {:>10}",
-            row.what,
-            row.unit,
-            cell(rmi, row.decimals),
-            cell(tarpc, row.decimals),
-            cell(raw, row.decimals),
-            ratio(rmi, tarpc),
-            ratio(rmi, raw)
-        );
+    for [what, unit, rmi, tarpc, raw, vs_tarpc, vs_raw] in cells(medians) {
+        let _ =
+            writeln!(out, "{what:<42} {unit:>8} {rmi:>12} {tarpc:>12} {raw:>12} {vs_tarpc:>10} {vs_raw:>10}");
     }
     out
 }
@@ -200,19 +209,8 @@ fn markdown_table(medians: &[(System, Sample)]) -> String {
     let mut out = String::from(
         "| measure | unit | rmi | tarpc | raw TCP | rmi/tarpc | rmi/raw |\n|---|---|--:|--:|--:|--:|--:|\n",
     );
-    for row in rows(medians) {
-        let [rmi, tarpc, raw] = row.values;
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            row.what,
-            row.unit,
-            cell(rmi, row.decimals),
-            cell(tarpc, row.decimals),
-            cell(raw, row.decimals),
-            ratio(rmi, tarpc),
-            ratio(rmi, raw)
-        );
+    for row in cells(medians) {
+        let _ = writeln!(out, "| {} |", row.join(" | "));
     }
     out
 }
