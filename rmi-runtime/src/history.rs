@@ -365,3 +365,45 @@ impl Shard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_replies_are_kept_inline_medium_ones_copied_and_large_ones_shared() {
+        let small = Bytes::from(vec![1u8; INLINE_REPLY]);
+        let stored = Stored::new(&small);
+        assert!(matches!(stored, Stored::Inline { .. }));
+        assert_eq!((stored.frame(), stored.len()), (small.clone(), INLINE_REPLY));
+
+        // A medium reply does not keep the (possibly larger) buffer it was written into.
+        let medium = Bytes::from(vec![2u8; INLINE_REPLY + 1]);
+        let stored = Stored::new(&medium);
+        assert_eq!(stored.frame(), medium);
+        assert_ne!(stored.frame().as_ptr(), medium.as_ptr(), "a medium reply was not copied");
+
+        let large = Bytes::from(vec![3u8; SHARE_FROM]);
+        let stored = Stored::new(&large);
+        assert_eq!(stored.frame().as_ptr(), large.as_ptr(), "a large reply was copied");
+        assert_eq!(stored.len(), SHARE_FROM);
+    }
+
+    #[test]
+    fn marks_of_acknowledged_calls_are_capped_and_the_oldest_go_first() {
+        let mut shard = Shard::default();
+        let peer = EndpointId::random();
+        for call in 0..(MARKS_PER_SHARD as u64 + 10) {
+            shard.mark((peer, call));
+        }
+        assert_eq!(shard.marks.len(), MARKS_PER_SHARD);
+        assert_eq!(shard.mark_order.len(), MARKS_PER_SHARD);
+        assert!(!shard.marks.contains(&(peer, 9)), "the oldest mark stayed");
+        assert!(
+            shard.marks.contains(&(peer, 10)) && shard.marks.contains(&(peer, MARKS_PER_SHARD as u64 + 9))
+        );
+        // Marking a call twice keeps one mark.
+        shard.mark((peer, 10));
+        assert_eq!(shard.mark_order.len(), MARKS_PER_SHARD);
+    }
+}

@@ -172,3 +172,29 @@ async fn the_skeleton_replies_with_the_bytes_of_a_plain_vec() {
     assert_eq!(&buf[..], postcard::to_allocvec(&Outcome::<_, NoError>::Ok(&data)).unwrap());
     assert_eq!(codec::decode::<Outcome<Vec<u8>, NoError>>(&buf).unwrap(), Outcome::Ok(data));
 }
+
+#[tokio::test]
+async fn a_large_reply_is_acknowledged_at_once_and_a_small_one_waits_for_the_next_frames() {
+    let server = Endpoint::new();
+    server.listen(fresh("tcp")).await.expect("listen");
+    let reference = server.export(BlobsSkeleton::new(Store));
+    // Acks owed on their own would wait an hour: only the at-once path can empty the history.
+    let client =
+        Endpoint::with_config(rmi_runtime::Config::default().ack_delay(std::time::Duration::from_secs(3600)));
+    let blobs = client.proxy::<BlobsClient>(&reference).await.expect("proxy");
+    within(5, blobs.echo(pattern(10))).await.unwrap();
+    assert_eq!(
+        server.reply_history_len(),
+        1,
+        "a small reply is kept until its ack goes with the next frames"
+    );
+    within(5, blobs.echo(pattern(128 * 1024))).await.unwrap();
+    // The large reply's ack is queued at once (the small one's went with the request before it).
+    within(5, async {
+        while server.reply_history_len() > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    server.shutdown().await;
+}
