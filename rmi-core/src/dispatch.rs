@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -122,10 +122,14 @@ pub trait Dispatch: Send + Sync + 'static {
 
     /// Runs operation `op` with the encoded arguments `args` and writes the outcome into `reply`.
     ///
+    /// `args` is handed over, not lent: decoding it with [`decode_args`] consumes it, so the
+    /// request's bytes are freed before the method runs (a call with a large argument holds its
+    /// decoded value, not a second copy in the request frame as well).
+    ///
     /// # Cancel safety
     /// The runtime drops the future when the caller cancels or its deadline passes; the servant's own
     /// future is dropped at its current `.await`.
-    fn dispatch<'a>(&'a self, op: OpId, args: &'a [u8], reply: Reply<'a>) -> BoxFuture<'a, ()>;
+    fn dispatch<'a>(&'a self, op: OpId, args: Bytes, reply: Reply<'a>) -> BoxFuture<'a, ()>;
 }
 
 /// Where a skeleton writes the outcome of a call: the reply frame under construction.
@@ -165,10 +169,13 @@ impl<'a> Reply<'a> {
 
 /// Decodes the arguments of a call, reporting failure as the fault to send back.
 ///
+/// Takes the arguments by value when given them so (as [`Dispatch::dispatch`] does): they are
+/// dropped as soon as they are decoded.
+///
 /// # Errors
 /// [`Fault::BadArguments`] when `args` is not exactly one `A`.
-pub fn decode_args<A: DeserializeOwned>(args: &[u8]) -> Result<A, Fault> {
-    crate::codec::decode(args).map_err(|e| Fault::BadArguments(e.to_string()))
+pub fn decode_args<A: DeserializeOwned>(args: impl AsRef<[u8]>) -> Result<A, Fault> {
+    crate::codec::decode(args.as_ref()).map_err(|e| Fault::BadArguments(e.to_string()))
 }
 
 /// The value of a call to a method that has no application error.

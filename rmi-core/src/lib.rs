@@ -55,6 +55,9 @@ mod message;
 mod naming;
 mod reference;
 
+/// The bytes of a call's encoded arguments, as [`Dispatch::dispatch`] receives them (re-exported from
+/// the `bytes` crate).
+pub use ::bytes::Bytes;
 pub use bytes::{AsBytes, ByteBuf};
 pub use dispatch::{
     BoxFuture, Dispatch, InterfaceDescriptor, MethodDescriptor, Reply, Semantics, Wire, assert_wire,

@@ -403,7 +403,7 @@ where
     fn dispatch<'__a>(
         &'__a self,
         __op: ::rmi_runtime::__private::OpId,
-        __args: &'__a [u8],
+        __args: ::rmi_runtime::__private::Bytes,
         __reply: ::rmi_runtime::__private::Reply<'__a>,
     ) -> ::rmi_runtime::__private::BoxFuture<'__a, ()> {
         ::rmi_runtime::__private::Box::pin(async move {

@@ -392,7 +392,7 @@ impl Proxy {
                     let context = CallContext::remote(conn.into_owned());
                     return self.outcome(op, context.decoding(|| codec::decode::<Outcome<T, E>>(&payload)));
                 }
-                Prepared::Local(args) => self.call_local(op, &args, deadline, timeout).await?,
+                Prepared::Local(args) => self.call_local(op, args.freeze(), deadline, timeout).await?,
             };
             let context = CallContext::local(Arc::clone(&self.target.endpoint));
             self.outcome(op, context.decoding(|| codec::decode::<Outcome<T, E>>(&payload)))
@@ -540,7 +540,7 @@ impl Proxy {
     async fn call_local(
         &self,
         op: OpId,
-        args: &[u8],
+        args: Bytes,
         deadline: Instant,
         timeout: Duration,
     ) -> Result<BytesMut, Error> {
@@ -619,7 +619,7 @@ impl Proxy {
                     let proxy = self.clone();
                     endpoint.served.spawn(
                         async move {
-                            let _ = proxy.call_local(method.op, &args, deadline, timeout).await;
+                            let _ = proxy.call_local(method.op, args.freeze(), deadline, timeout).await;
                         }
                         .in_current_span(),
                     );

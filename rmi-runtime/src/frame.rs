@@ -150,9 +150,10 @@ impl Decoder for FrameDecoder {
         }
         let mut frame = src.split_to(need);
         frame.advance(LEN_PREFIX);
-        if src.capacity() > 4 * READ_CHUNK {
+        if need > 4 * READ_CHUNK || src.capacity() > 4 * READ_CHUNK {
             // A large frame grew the buffer: read on in a buffer of its own, so that the large
-            // allocation belongs to the frame alone and goes when it does.
+            // allocation belongs to the frame alone and goes when it does (the server drops a
+            // request's frame once its arguments are decoded).
             *src = BytesMut::from(&src[..]);
         }
         Ok(Some(frame.freeze()))
@@ -224,6 +225,21 @@ mod tests {
         // Room for about as much again as arrived (the vector may round up to twice that).
         let limit = 4 * (LEN_PREFIX + arrived);
         assert!(src.capacity() >= 2 * arrived && src.capacity() <= limit, "reserved {}", src.capacity());
+    }
+
+    #[test]
+    fn a_large_frame_owns_its_allocation_so_dropping_it_frees_the_memory() {
+        let mut d = FrameDecoder::new(1 << 21);
+        let body = 1 << 20;
+        // The buffer holds the frame and the start of the next one, with no room to spare.
+        let mut src = BytesMut::with_capacity(LEN_PREFIX + body + 6);
+        src.extend_from_slice(&u32::try_from(body).unwrap().to_be_bytes());
+        src.extend_from_slice(&vec![3u8; body]);
+        src.extend_from_slice(&[0, 0, 0, 2, b'h', b'i']);
+        let frame = d.decode(&mut src).unwrap().unwrap();
+        assert_eq!(frame.len(), body);
+        assert!(frame.is_unique(), "the read buffer still shares the frame's allocation");
+        assert_eq!(d.decode(&mut src).unwrap().unwrap(), Bytes::from_static(b"hi"));
     }
 
     #[test]

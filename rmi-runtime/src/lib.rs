@@ -190,8 +190,8 @@
 //!
 //! ```
 //! use rmi_runtime::{
-//!     BoxFuture, Dispatch, Endpoint, Error, InterfaceDescriptor, InterfaceId, MethodDescriptor,
-//!     NoError, OpId, Proxy, Reply, Stub, decode_args,
+//!     BoxFuture, Bytes, Dispatch, Endpoint, Error, InterfaceDescriptor, InterfaceId,
+//!     MethodDescriptor, NoError, OpId, Proxy, Reply, Stub, decode_args,
 //! };
 //!
 //! const ADD: OpId = OpId::from_name("add");
@@ -210,7 +210,7 @@
 //!         &ADDER
 //!     }
 //!
-//!     fn dispatch<'a>(&'a self, op: OpId, args: &'a [u8], reply: Reply<'a>) -> BoxFuture<'a, ()> {
+//!     fn dispatch<'a>(&'a self, op: OpId, args: Bytes, reply: Reply<'a>) -> BoxFuture<'a, ()> {
 //!         Box::pin(async move {
 //!             match (op, decode_args::<(i64, i64)>(args)) {
 //!                 (ADD, Ok((a, b))) => reply.ok(&(a + b)),
@@ -295,9 +295,9 @@ pub use context::CallContext;
 pub use dgc::Export;
 pub use endpoint::{Endpoint, ToAddress};
 pub use rmi_core::{
-    Address, AddressParseError, BinderError, Binding, BoxFuture, CallId, Dispatch, EndpointId, Error, Fault,
-    InterfaceDescriptor, InterfaceId, MethodDescriptor, NoError, ObjectId, OpId, RemoteRef, Reply, Secret,
-    Semantics, Versions, VersionsParseError, Wire, decode_args,
+    Address, AddressParseError, BinderError, Binding, BoxFuture, Bytes, CallId, Dispatch, EndpointId, Error,
+    Fault, InterfaceDescriptor, InterfaceId, MethodDescriptor, NoError, ObjectId, OpId, RemoteRef, Reply,
+    Secret, Semantics, Versions, VersionsParseError, Wire, decode_args,
 };
 pub use rmi_macros::remote;
 
@@ -320,8 +320,8 @@ pub mod __private {
     pub use ::std::boxed::Box;
     pub use ::std::sync::Arc;
     pub use rmi_core::{
-        AsBytes, BoxFuture, ByteBuf, Dispatch, Fault, InterfaceDescriptor, InterfaceId, MethodDescriptor,
-        NoError, OpId, Reply, Semantics, assert_wire, decode_args, into_ok,
+        AsBytes, BoxFuture, ByteBuf, Bytes, Dispatch, Fault, InterfaceDescriptor, InterfaceId,
+        MethodDescriptor, NoError, OpId, Reply, Semantics, assert_wire, decode_args, into_ok,
     };
 }
 

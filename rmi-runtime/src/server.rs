@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use futures_util::FutureExt;
 use rmi_core::codec;
 use rmi_core::{CallId, Dispatch, EndpointId, Error, Fault, Flags, Header, Reply, RequestHeader, Semantics};
@@ -173,7 +173,7 @@ async fn serve_call(
     slot: ServedGuard,
     skeleton: Arc<dyn Dispatch>,
     request: RequestHeader,
-    body: Bytes,
+    mut body: Bytes,
     args_at: usize,
 ) {
     let conn = &slot.conn;
@@ -187,10 +187,11 @@ async fn serve_call(
     // from when the call first has to wait: a call that completes at once reads no clock.
     let mut deadline = None;
     let outcome = {
-        let args = &body[args_at..];
+        // The arguments are handed to the skeleton, which drops them once decoded.
+        body.advance(args_at);
         let reply = Reply::new(&mut buf);
         let context = CallContext::remote(Connection { inner: Arc::clone(conn) });
-        let run = AssertUnwindSafe(Serving::new(context, skeleton.dispatch(request.op, args, reply)))
+        let run = AssertUnwindSafe(Serving::new(context, skeleton.dispatch(request.op, body, reply)))
             .catch_unwind();
         let mut run = std::pin::pin!(run);
         match std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await {
@@ -348,7 +349,7 @@ mod tests {
             &BIGGER
         }
 
-        fn dispatch<'a>(&'a self, _: OpId, _: &'a [u8], reply: Reply<'a>) -> BoxFuture<'a, ()> {
+        fn dispatch<'a>(&'a self, _: OpId, _: Bytes, reply: Reply<'a>) -> BoxFuture<'a, ()> {
             Box::pin(async move { reply.ok("x".repeat(1 << 20).as_str()) })
         }
     }
@@ -381,6 +382,54 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let conn = server.connections().pop().expect("the server side of the connection");
         assert_eq!(conn.inner.served_count.load(Ordering::Acquire), 0, "calls still hold their slots");
+        drop(io);
+    }
+
+    /// Tells whether the arguments it is handed are the only reference to their bytes.
+    struct Holder(std::sync::Mutex<Option<tokio::sync::oneshot::Sender<(usize, bool)>>>);
+
+    impl Dispatch for Holder {
+        fn descriptor(&self) -> &'static InterfaceDescriptor {
+            &BIGGER
+        }
+
+        fn dispatch<'a>(&'a self, _: OpId, args: Bytes, reply: Reply<'a>) -> BoxFuture<'a, ()> {
+            if let Some(tell) = self.0.lock().unwrap().take() {
+                let _ = tell.send((args.len(), args.is_unique()));
+            }
+            Box::pin(async move { reply.ok(&()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_requests_bytes_belong_to_the_skeleton_alone() {
+        let server = Endpoint::new();
+        let address = server.listen("memory://server-unit-large-request").await.unwrap();
+        let (tell, told) = tokio::sync::oneshot::channel();
+        let object = server.export(Holder(std::sync::Mutex::new(Some(tell)))).object;
+        let mut io = transport::connect(&address).await.unwrap();
+        crate::connection::handshake(&mut io, EndpointId::random()).await.unwrap();
+        let header = Header::Request(RequestHeader {
+            call: CallId(1),
+            object,
+            interface: BIGGER.id,
+            version: 1,
+            op: BIG,
+            flags: Flags::default(),
+            timeout_us: None,
+        });
+        let mut frame = BytesMut::new();
+        let start = codec::begin_frame(&mut frame, &header);
+        frame.extend_from_slice(&vec![5u8; 1 << 20]);
+        codec::finish_frame(&mut frame, start, 2 << 20).unwrap();
+        // A small frame right behind it arrives in the same reads.
+        let start = codec::begin_frame(&mut frame, &Header::Ack);
+        codec::finish_frame(&mut frame, start, 2 << 20).unwrap();
+        io.writer.write_all(&frame).await.unwrap();
+        // Dropping them when decoded frees the request's memory before the method runs.
+        let (len, unique) = told.await.unwrap();
+        assert_eq!(len, 1 << 20);
+        assert!(unique, "the arguments share their allocation");
         drop(io);
     }
 

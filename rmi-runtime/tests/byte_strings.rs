@@ -4,7 +4,7 @@
 
 mod common;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use common::{fresh, within};
 use rmi_core::{Outcome, codec};
 use rmi_runtime::{
@@ -121,7 +121,7 @@ impl Dispatch for OldSkeleton {
         BlobsOp::DESCRIPTOR
     }
 
-    fn dispatch<'a>(&'a self, op: OpId, args: &'a [u8], reply: Reply<'a>) -> BoxFuture<'a, ()> {
+    fn dispatch<'a>(&'a self, op: OpId, args: Bytes, reply: Reply<'a>) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             match BlobsOp::from_id(op) {
                 Some(BlobsOp::Echo) => match decode_args::<(Vec<u8>,)>(args) {
@@ -168,7 +168,7 @@ async fn the_skeleton_replies_with_the_bytes_of_a_plain_vec() {
     let data = pattern(300);
     let args = postcard::to_allocvec(&(data.clone(),)).unwrap();
     let mut buf = BytesMut::new();
-    BlobsSkeleton::new(Store).dispatch(BlobsOp::Echo.id(), &args, Reply::new(&mut buf)).await;
+    BlobsSkeleton::new(Store).dispatch(BlobsOp::Echo.id(), Bytes::from(args), Reply::new(&mut buf)).await;
     assert_eq!(&buf[..], postcard::to_allocvec(&Outcome::<_, NoError>::Ok(&data)).unwrap());
     assert_eq!(codec::decode::<Outcome<Vec<u8>, NoError>>(&buf).unwrap(), Outcome::Ok(data));
 }

@@ -122,7 +122,7 @@ pub(super) fn expand(iface: &Interface<'_>) -> TokenStream {
             fn dispatch<'__a>(
                 &'__a self,
                 #op: #rt::__private::OpId,
-                #args: &'__a [u8],
+                #args: #rt::__private::Bytes,
                 #reply: #rt::__private::Reply<'__a>,
             ) -> #rt::__private::BoxFuture<'__a, ()> {
                 #rt::__private::Box::pin(async move {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmi_runtime::{
-    Address, BoxFuture, Config, Dispatch, Endpoint, Error, Fault, InterfaceDescriptor, InterfaceId,
+    Address, BoxFuture, Bytes, Config, Dispatch, Endpoint, Error, Fault, InterfaceDescriptor, InterfaceId,
     MethodDescriptor, NoError, ObjectId, OpId, Proxy, RemoteRef, Reply, Semantics, Stub, decode_args,
 };
 use tokio::sync::{Notify, mpsc};
@@ -78,11 +78,11 @@ impl Dispatch for LabSkeleton {
         &LAB
     }
 
-    fn dispatch<'a>(&'a self, op: OpId, bytes: &'a [u8], reply: Reply<'a>) -> BoxFuture<'a, ()> {
+    fn dispatch<'a>(&'a self, op: OpId, bytes: Bytes, reply: Reply<'a>) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             macro_rules! decode {
                 ($ty:ty) => {
-                    match args::<$ty>(bytes) {
+                    match args::<$ty>(&bytes) {
                         Ok(v) => v,
                         Err(fault) => return reply.fault(fault),
                     }
