@@ -51,6 +51,9 @@ struct Cli {
     /// Run only these workloads (default: all); the others report nothing. For profiling.
     #[arg(long, value_enum, value_delimiter = ',')]
     workloads: Vec<Workload>,
+    /// Calls in flight to measure (default: 16, 64, 256; a full run adds 1 and 4). For profiling.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..))]
+    depths: Vec<u16>,
     #[command(subcommand)]
     command: Option<Sub>,
 }
@@ -160,6 +163,9 @@ fn main() {
         params.rounds = rounds;
     }
     params.workloads.clone_from(&cli.workloads);
+    if !cli.depths.is_empty() {
+        params.depths = cli.depths.iter().map(|&d| usize::from(d)).collect();
+    }
     let machine = os::machine();
     let cpus = match Cpus::pick(cli.placement) {
         Ok(cpus) => cpus,
@@ -251,6 +257,7 @@ fn serve(system: System, cpu: Option<usize>) {
                 let (rss, hwm) = os::memory_kib();
                 let _ = writeln!(out, "STATS {allocs} {rss} {hwm}");
             }
+            Some("quit") => std::process::exit(0),
             Some("export") => {
                 let n = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
                 let done = server(n);
@@ -326,7 +333,14 @@ impl ServerProcess {
 }
 
 impl Drop for ServerProcess {
+    /// Asks the server to exit (so tools watching it, such as a profiler, see a normal exit), and
+    /// kills it if it has not within a few seconds.
     fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit").and_then(|()| self.stdin.flush());
+        let given_up = std::time::Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < given_up {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

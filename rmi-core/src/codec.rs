@@ -25,12 +25,58 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
     }
 
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
+        if data.len() <= SHORT {
+            // Varints and small ids: byte by byte beats a call to `memcpy`.
+            self.0.reserve(data.len());
+            for &byte in data {
+                self.0.put_u8(byte);
+            }
+        } else {
+            self.0.extend_from_slice(data);
+        }
         Ok(())
     }
 
     fn finalize(self) -> postcard::Result<()> {
         Ok(())
+    }
+}
+
+/// Slices up to this long (postcard's varints and the like) are copied byte by byte.
+const SHORT: usize = 16;
+
+/// A postcard flavor writing into a fixed array on the stack, for headers.
+struct Stack {
+    bytes: [u8; LEN_PREFIX + MAX_HEADER_LEN],
+    len: usize,
+}
+
+impl postcard::ser_flavors::Flavor for Stack {
+    type Output = Self;
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        let slot = self.bytes.get_mut(self.len).ok_or(postcard::Error::SerializeBufferFull)?;
+        *slot = data;
+        self.len += 1;
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        let end = self.len + data.len();
+        let into = self.bytes.get_mut(self.len..end).ok_or(postcard::Error::SerializeBufferFull)?;
+        if data.len() <= SHORT {
+            for (to, &from) in into.iter_mut().zip(data) {
+                *to = from;
+            }
+        } else {
+            into.copy_from_slice(data);
+        }
+        self.len = end;
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Self> {
+        Ok(self)
     }
 }
 
@@ -64,9 +110,9 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
 pub fn begin_frame(buf: &mut BytesMut, header: &Header) -> usize {
     let start = buf.len();
     // A header holds only integers and fixed-size ids: it always fits, and is copied in one go.
-    let mut scratch = [0u8; LEN_PREFIX + MAX_HEADER_LEN];
-    let used = postcard::to_slice(header, &mut scratch[LEN_PREFIX..]).expect("headers always fit").len();
-    buf.extend_from_slice(&scratch[..LEN_PREFIX + used]);
+    let empty = Stack { bytes: [0; LEN_PREFIX + MAX_HEADER_LEN], len: LEN_PREFIX };
+    let scratch = postcard::serialize_with_flavor(header, empty).expect("headers always fit");
+    buf.extend_from_slice(&scratch.bytes[..scratch.len]);
     start
 }
 

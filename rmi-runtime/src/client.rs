@@ -338,6 +338,11 @@ impl Proxy {
     }
 
     fn span(&self, method: &'static str) -> tracing::Span {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            // No span at all, rather than a disabled one: with `tracing`'s `log` feature on (some
+            // other crate may turn it on), a disabled span still logs every enter and exit.
+            return tracing::Span::none();
+        }
         match self.name {
             Some(name) => tracing::debug_span!("rmi.call", interface = name, method, object = %self.object()),
             None => {
@@ -500,7 +505,8 @@ impl Proxy {
             // The usual case: no dial, so no timer.
             return Ok(Cow::Borrowed(conn));
         }
-        match tokio::time::timeout_at(deadline, self.target.connection()).await {
+        // Boxed: dialling is rare, and its future would make every call's future larger.
+        match Box::pin(tokio::time::timeout_at(deadline, self.target.connection())).await {
             Ok(conn) => conn,
             Err(_) => Err(Error::Timeout(timeout)),
         }

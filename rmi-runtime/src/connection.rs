@@ -9,12 +9,15 @@
 //! queues the frame and awaits the oneshot (see [`ConnInner::round_trip`]).
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use futures_util::task::AtomicWaker;
 use rmi_core::codec;
 use rmi_core::{Address, CallId, EndpointId, Error, Fault, Header, Hello, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
@@ -79,6 +82,11 @@ pub(crate) struct ConnInner {
     overflow: AtomicUsize,
     closed: CancellationToken,
     reason: OnceLock<String>,
+    /// Wakes the reader task when the connection closes. (Cheaper to poll on every frame than a
+    /// cancellation future, which takes two locks per poll.)
+    reader_wake: AtomicWaker,
+    /// Wakes the writer task when the connection closes or acknowledgements start to wait.
+    writer_wake: AtomicWaker,
     /// Held while the connection is open, if a listener accepted it (`max_connections`).
     accept_permit: Mutex<Option<OwnedSemaphorePermit>>,
     /// The reader and writer tasks, to abort them if they outlive a shutdown's grace.
@@ -96,9 +104,9 @@ struct Acks {
     spare: Mutex<Vec<CallId>>,
     /// Whether `calls` may be non-empty (read without the lock by the writer).
     waiting: AtomicBool,
-    /// Whether the writer's timer runs for them; while it does, new acks do not wake the writer.
+    /// Whether the writer's timer runs (or is to be armed) for them; while it does, new acks do
+    /// not wake the writer.
     timed: AtomicBool,
-    wake: tokio::sync::Notify,
 }
 
 impl Connection {
@@ -128,6 +136,8 @@ impl Connection {
             overflow: AtomicUsize::new(0),
             closed: CancellationToken::new(),
             reason: OnceLock::new(),
+            reader_wake: AtomicWaker::new(),
+            writer_wake: AtomicWaker::new(),
             accept_permit: Mutex::new(accept_permit),
             tasks: OnceLock::new(),
             acks: Acks::default(),
@@ -222,6 +232,8 @@ impl ConnInner {
         }
         let Some(reason) = self.reason.get() else { return };
         self.closed.cancel();
+        self.reader_wake.wake();
+        self.writer_wake.wake();
         self.outgoing.close();
         for slot in self.pending.close() {
             let _ = slot.send(Err(Error::ConnectionClosed(reason.clone())));
@@ -339,7 +351,7 @@ impl ConnInner {
         self.acks.calls.lock().unwrap_or_else(PoisonError::into_inner).push(call);
         self.acks.waiting.store(true, Ordering::SeqCst);
         if !self.acks.timed.swap(true, Ordering::SeqCst) {
-            self.acks.wake.notify_one();
+            self.writer_wake.wake();
         }
     }
 
@@ -377,11 +389,13 @@ impl ConnInner {
         if self.is_closed() {
             return Err(self.closed_error());
         }
+        // The usual path awaits only the reply; waiting for a permit, for room in the write queue
+        // or to resend are boxed, so the call's future (moved a few times per call) stays small.
         let exchange = async {
             let _permit = match self.outgoing.try_acquire() {
                 Ok(permit) => permit,
                 Err(_) => {
-                    let permit = self.outgoing.acquire().await.map_err(|_| self.closed_error())?;
+                    let permit = Box::pin(self.outgoing.acquire()).await.map_err(|_| self.closed_error())?;
                     frame = again(Again::Stale).ok_or(Error::Timeout(timeout))?;
                     permit
                 }
@@ -391,19 +405,12 @@ impl ConnInner {
                 return Err(self.closed_error());
             }
             let mut guard = PendingGuard { conn: self, call, armed: true };
-            self.send(frame).await?;
-            let result = loop {
-                let Some(after) = resend else { break (&mut reply).await };
-                match tokio::time::timeout(after, &mut reply).await {
-                    Ok(result) => break result,
-                    Err(_) => match again(Again::NoReply) {
-                        Some(frame) => {
-                            tracing::debug!(%call, "no reply yet; request sent again");
-                            self.send(frame).await?;
-                        }
-                        None => break (&mut reply).await,
-                    },
-                }
+            if let Err(frame) = self.try_queue(frame) {
+                Box::pin(self.send(frame)).await?;
+            }
+            let result = match resend {
+                None => (&mut reply).await,
+                Some(after) => Box::pin(self.resending(call, after, &mut reply, &mut again)).await?,
             };
             guard.armed = false;
             result.unwrap_or_else(|_| Err(self.closed_error()))
@@ -411,6 +418,29 @@ impl ConnInner {
         match tokio::time::timeout_at(deadline, exchange).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout(timeout)),
+        }
+    }
+
+    /// Waits for `reply`, queuing the request again (the frame `again(Again::NoReply)` makes) each
+    /// time `after` passes without one, until `again` gives no frame.
+    async fn resending(
+        &self,
+        call: CallId,
+        after: Duration,
+        reply: &mut oneshot::Receiver<Result<Bytes, Error>>,
+        again: &mut impl FnMut(Again) -> Option<Bytes>,
+    ) -> Result<Result<Result<Bytes, Error>, oneshot::error::RecvError>, Error> {
+        loop {
+            match tokio::time::timeout(after, &mut *reply).await {
+                Ok(result) => return Ok(result),
+                Err(_) => match again(Again::NoReply) {
+                    Some(frame) => {
+                        tracing::debug!(%call, "no reply yet; request sent again");
+                        self.send(frame).await?;
+                    }
+                    None => return Ok(reply.await),
+                },
+            }
         }
     }
 
@@ -498,15 +528,27 @@ pub(crate) async fn handshake_within(
     }
 }
 
+/// Ready once `ready()` holds; whoever makes it hold wakes `wake` after.
+fn signalled<'a>(wake: &'a AtomicWaker, ready: impl Fn() -> bool + 'a) -> impl Future<Output = ()> + 'a {
+    std::future::poll_fn(move |cx| {
+        if !ready() {
+            wake.register(cx.waker());
+            // Checked again after registering: a wake in between is not lost.
+            if !ready() {
+                return Poll::Pending;
+            }
+        }
+        Poll::Ready(())
+    })
+}
+
 async fn read_loop(conn: Arc<ConnInner>, reader: BoxRead) {
     let decoder = FrameDecoder::new(conn.endpoint.config.max_frame_len);
     let mut frames = FramedRead::with_capacity(reader, decoder, READ_BUFFER);
-    let closed = conn.closed.clone();
-    let mut closed = std::pin::pin!(closed.cancelled());
     let violation = loop {
         let next = tokio::select! {
             biased;
-            () = &mut closed => return,
+            () = signalled(&conn.reader_wake, || conn.is_closed()) => return,
             next = frames.next() => next,
         };
         match next {
@@ -533,10 +575,9 @@ async fn read_loop(conn: Arc<ConnInner>, reader: BoxRead) {
 
 async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer: BoxWrite) {
     let mut out = BufWriter::with_capacity(WRITE_BUFFER, writer);
-    let closed = conn.closed.clone();
     let ack_delay = conn.endpoint.config.ack_delay;
+    let closing = || signalled(&conn.writer_wake, || conn.is_closed());
     let work = async {
-        let mut closed = std::pin::pin!(closed.cancelled());
         // Acknowledgements owed leave with the frames of each batch; this timer sends those that
         // wait `ack_delay` with nothing else to go with.
         let mut ack_timer = std::pin::pin!(tokio::time::sleep(ack_delay));
@@ -549,8 +590,8 @@ async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer:
             let n = tokio::select! {
                 biased;
                 n = rx.recv_many(&mut batch, WRITE_BATCH) => n,
-                () = &mut closed => break,
-                () = conn.acks.wake.notified(), if !ack_timed => {
+                () = closing() => break,
+                () = signalled(&conn.writer_wake, || conn.acks.timed.load(Ordering::SeqCst)), if !ack_timed => {
                     ack_timer.as_mut().reset(Instant::now() + ack_delay);
                     ack_timed = true;
                     continue;
@@ -598,7 +639,7 @@ async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer:
     // Once closed, a peer that does not read gets `close_linger` to take the last frames; then
     // the stream is dropped rather than kept open by a blocked write.
     let linger = async {
-        conn.closed.cancelled().await;
+        closing().await;
         tokio::time::sleep(conn.endpoint.config.close_linger).await;
     };
     let result = tokio::select! {

@@ -107,13 +107,18 @@ impl ConnInner {
             return;
         }
         slot.call = Some(request.call);
-        let span = tracing::debug_span!(
-            "rmi.serve",
-            interface = descriptor.name,
-            method = descriptor.method(request.op).map_or("?", |m| m.name),
-            object = %request.object,
-            call = request.call.0,
-        );
+        // No span unless a subscriber wants it (see `Proxy::span`).
+        let span = if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug_span!(
+                "rmi.serve",
+                interface = descriptor.name,
+                method = descriptor.method(request.op).map_or("?", |m| m.name),
+                object = %request.object,
+                call = request.call.0,
+            )
+        } else {
+            tracing::Span::none()
+        };
         let call = request.call.0;
         // The call runs here, in the reader, as far as it can without waiting: most calls end
         // there, with no task of their own (no spawn, no hand-off). One that waits goes on in a
@@ -244,9 +249,15 @@ async fn serve_call(
         return;
     }
     let Err(frame) = conn.try_queue(frame) else { return };
+    let deadline = deadline.or_else(|| request.timeout().map(crate::deadline_after));
+    // Boxed: a full write queue is rare, and this future would make every call's larger.
+    Box::pin(queue_within(conn, frame, deadline)).await;
+}
+
+/// Queues a reply, waiting for room in the write queue until `deadline`, if any.
+async fn queue_within(conn: &ConnInner, frame: Bytes, deadline: Option<tokio::time::Instant>) {
     let send = conn.send(frame);
-    match deadline.or_else(|| request.timeout().map(crate::deadline_after)) {
-        // A send that completes at once never registers the timer.
+    match deadline {
         Some(deadline) => {
             if tokio::time::timeout_at(deadline, send).await.is_err() {
                 tracing::debug!(
