@@ -83,6 +83,21 @@ impl<V> CallMap<V> {
         self.shard(id).map.remove(&id)
     }
 
+    /// Removes and returns the entries `expired` picks; `kept` sees every other entry.
+    pub(crate) fn sweep(
+        &self,
+        mut expired: impl FnMut(&V) -> bool,
+        mut kept: impl FnMut(&V),
+    ) -> Vec<(u64, V)> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            out.extend(shard.map.extract_if(|_, v| expired(v)));
+            shard.map.values().for_each(&mut kept);
+        }
+        out
+    }
+
     /// Refuses further inserts and returns every entry.
     pub(crate) fn close(&self) -> Vec<V> {
         let mut all = Vec::new();

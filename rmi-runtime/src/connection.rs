@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
@@ -45,6 +45,21 @@ pub(crate) const ACK_AT_ONCE: usize = 64 * 1024;
 /// What a waiting call receives: the reply's payload (an encoded `Outcome`), or why none will come.
 pub(crate) type ReplySlot = oneshot::Sender<Result<Bytes, Error>>;
 
+/// A call this side issued and waits on: where its reply goes, and until when it waits.
+pub(crate) struct Pending {
+    slot: ReplySlot,
+    deadline: Instant,
+    /// The caller's timeout, for the error it gets when the deadline passes.
+    timeout: Duration,
+}
+
+/// No deadline watched (in [`ConnInner::watched`]).
+const NO_DEADLINE: u64 = u64::MAX;
+
+/// The reader looks at the deadline timer when it waits for frames, and at least this often while
+/// frames keep coming.
+const DEADLINE_CHECK_FRAMES: u32 = 32;
+
 /// A multiplexed connection to another endpoint.
 ///
 /// Both ends may call objects exported by the other over the same connection, whichever of them
@@ -70,7 +85,14 @@ pub(crate) struct ConnInner {
     /// Frames for the writer task.
     tx: mpsc::Sender<Bytes>,
     /// Calls this side issued and waits on.
-    pending: CallMap<ReplySlot>,
+    pending: CallMap<Pending>,
+    /// The earliest deadline of those calls the reader's deadline timer must fire at, in
+    /// nanoseconds since `epoch` ([`NO_DEADLINE`]: none): at most that deadline, so a call whose
+    /// deadline is not earlier (the usual case: calls with one timeout, issued in order) costs one
+    /// atomic load, and no timer of its own.
+    watched: AtomicU64,
+    /// When the connection started: the origin of `watched`.
+    epoch: Instant,
     /// Permits for calls this side issues (`max_in_flight`).
     outgoing: Semaphore,
     /// Calls this side serves, for cancel.
@@ -130,6 +152,8 @@ impl Connection {
             dialled,
             tx,
             pending: CallMap::new(),
+            watched: AtomicU64::new(NO_DEADLINE),
+            epoch: Instant::now(),
             outgoing: Semaphore::new(config.max_in_flight),
             served: CallMap::new(),
             served_count: AtomicUsize::new(0),
@@ -235,8 +259,8 @@ impl ConnInner {
         self.reader_wake.wake();
         self.writer_wake.wake();
         self.outgoing.close();
-        for slot in self.pending.close() {
-            let _ = slot.send(Err(Error::ConnectionClosed(reason.clone())));
+        for pending in self.pending.close() {
+            let _ = pending.slot.send(Err(Error::ConnectionClosed(reason.clone())));
         }
         // At-most-once calls run on: their replies wait in the history for the caller's repeat.
         for call in self.served.close() {
@@ -389,35 +413,70 @@ impl ConnInner {
         if self.is_closed() {
             return Err(self.closed_error());
         }
-        // The usual path awaits only the reply; waiting for a permit, for room in the write queue
-        // or to resend are boxed, so the call's future (moved a few times per call) stays small.
-        let exchange = async {
-            let _permit = match self.outgoing.try_acquire() {
-                Ok(permit) => permit,
-                Err(_) => {
-                    let permit = Box::pin(self.outgoing.acquire()).await.map_err(|_| self.closed_error())?;
-                    frame = again(Again::Stale).ok_or(Error::Timeout(timeout))?;
-                    permit
-                }
-            };
-            let (slot, mut reply) = oneshot::channel();
-            if self.pending.insert(call.0, slot).is_err() {
-                return Err(self.closed_error());
+        // The usual path awaits only the reply, and arms no timer: the reader's deadline timer
+        // ends the wait with `Timeout` (see `watch`). Waiting for a permit, for room in the write
+        // queue or to resend are boxed and bounded by timers of their own, so the call's future
+        // (moved a few times per call) stays small.
+        let timed_out = |_| Error::Timeout(timeout);
+        let _permit = match self.outgoing.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let acquire = tokio::time::timeout_at(deadline, self.outgoing.acquire());
+                let permit = Box::pin(acquire).await.map_err(timed_out)?.map_err(|_| self.closed_error())?;
+                frame = again(Again::Stale).ok_or(Error::Timeout(timeout))?;
+                permit
             }
-            let mut guard = PendingGuard { conn: self, call, armed: true };
-            if let Err(frame) = self.try_queue(frame) {
-                Box::pin(self.send(frame)).await?;
-            }
-            let result = match resend {
-                None => (&mut reply).await,
-                Some(after) => Box::pin(self.resending(call, after, &mut reply, &mut again)).await?,
-            };
-            guard.armed = false;
-            result.unwrap_or_else(|_| Err(self.closed_error()))
         };
-        match tokio::time::timeout_at(deadline, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Timeout(timeout)),
+        let (slot, mut reply) = oneshot::channel();
+        if self.pending.insert(call.0, Pending { slot, deadline, timeout }).is_err() {
+            return Err(self.closed_error());
+        }
+        let mut guard = PendingGuard { conn: self, call, armed: true };
+        self.watch(deadline);
+        if let Err(frame) = self.try_queue(frame) {
+            Box::pin(tokio::time::timeout_at(deadline, self.send(frame))).await.map_err(timed_out)??;
+        }
+        let result = match resend {
+            None => (&mut reply).await,
+            Some(after) => {
+                let resending = self.resending(call, after, &mut reply, &mut again);
+                Box::pin(tokio::time::timeout_at(deadline, resending)).await.map_err(timed_out)??
+            }
+        };
+        guard.armed = false;
+        result.unwrap_or_else(|_| Err(self.closed_error()))
+    }
+
+    /// Makes sure the reader's deadline timer fires by `deadline`, the deadline of a call just
+    /// entered in `pending`.
+    fn watch(&self, deadline: Instant) {
+        let at = self.ticks(deadline);
+        // Usually not earlier than what is watched: one load. Otherwise the reader re-arms.
+        if at < self.watched.load(Ordering::Acquire) && at < self.watched.fetch_min(at, Ordering::AcqRel) {
+            self.reader_wake.wake();
+        }
+    }
+
+    /// `at` in nanoseconds since the connection started (before it: 0).
+    fn ticks(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(NO_DEADLINE - 1)
+    }
+
+    /// Ends the calls whose deadline has passed with `Timeout` (telling the peer), and sets
+    /// `watched` to the earliest deadline left.
+    fn expire_calls(&self) {
+        // Cleared first: a call entered meanwhile lowers it again, so no deadline is missed.
+        self.watched.store(NO_DEADLINE, Ordering::SeqCst);
+        let now = Instant::now();
+        let mut earliest = NO_DEADLINE;
+        let expired = self.pending.sweep(
+            |pending| pending.deadline <= now,
+            |pending| earliest = earliest.min(self.ticks(pending.deadline)),
+        );
+        self.watched.fetch_min(earliest, Ordering::SeqCst);
+        for (call, pending) in expired {
+            let _ = pending.slot.send(Err(Error::Timeout(pending.timeout)));
+            self.send_cancel(CallId(call));
         }
     }
 
@@ -450,8 +509,8 @@ impl ConnInner {
         let offset = body.len() - payload.len();
         match header {
             Header::Reply(call) => match self.pending.remove(call.0) {
-                Some(slot) => {
-                    let _ = slot.send(Ok(body.slice(offset..)));
+                Some(pending) => {
+                    let _ = pending.slot.send(Ok(body.slice(offset..)));
                 }
                 None => tracing::trace!(%call, "reply to a call no longer waited for"),
             },
@@ -528,6 +587,16 @@ pub(crate) async fn handshake_within(
     }
 }
 
+/// What wakes the reader.
+enum Event {
+    Closed,
+    /// The deadline to watch changed.
+    Watch(u64),
+    /// The deadline timer fired.
+    Deadline,
+    Frame(Option<Result<Bytes, FrameError>>),
+}
+
 /// Ready once `ready()` holds; whoever makes it hold wakes `wake` after.
 fn signalled<'a>(wake: &'a AtomicWaker, ready: impl Fn() -> bool + 'a) -> impl Future<Output = ()> + 'a {
     std::future::poll_fn(move |cx| {
@@ -545,11 +614,55 @@ fn signalled<'a>(wake: &'a AtomicWaker, ready: impl Fn() -> bool + 'a) -> impl F
 async fn read_loop(conn: Arc<ConnInner>, reader: BoxRead) {
     let decoder = FrameDecoder::new(conn.endpoint.config.max_frame_len);
     let mut frames = FramedRead::with_capacity(reader, decoder, READ_BUFFER);
+    // The deadline timer of the calls this side waits on (`ConnInner::watch`), set to `watching`.
+    let mut deadline = std::pin::pin!(tokio::time::sleep_until(conn.epoch));
+    let mut watching = NO_DEADLINE;
+    // Frames taken since the deadline timer was last looked at.
+    let mut unchecked = 0;
     let violation = loop {
-        let next = tokio::select! {
-            biased;
-            () = signalled(&conn.reader_wake, || conn.is_closed()) => return,
-            next = frames.next() => next,
+        let event = std::future::poll_fn(|cx| {
+            if conn.is_closed() {
+                return Poll::Ready(Event::Closed);
+            }
+            let watched = conn.watched.load(Ordering::Acquire);
+            if watched != watching {
+                return Poll::Ready(Event::Watch(watched));
+            }
+            let frames_first = unchecked < DEADLINE_CHECK_FRAMES;
+            if frames_first && let Poll::Ready(next) = frames.poll_next_unpin(cx) {
+                unchecked += 1;
+                return Poll::Ready(Event::Frame(next));
+            }
+            unchecked = 0;
+            if watching != NO_DEADLINE && deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Deadline);
+            }
+            if !frames_first && let Poll::Ready(next) = frames.poll_next_unpin(cx) {
+                unchecked = 1;
+                return Poll::Ready(Event::Frame(next));
+            }
+            conn.reader_wake.register(cx.waker());
+            // Looked at again once registered: a wake in between is not lost.
+            if conn.is_closed() || conn.watched.load(Ordering::Acquire) != watching {
+                cx.waker().wake_by_ref();
+            }
+            Poll::Pending
+        })
+        .await;
+        let next = match event {
+            Event::Closed => return,
+            Event::Watch(watched) => {
+                watching = watched;
+                if watched != NO_DEADLINE {
+                    deadline.as_mut().reset(conn.epoch + Duration::from_nanos(watched));
+                }
+                continue;
+            }
+            Event::Deadline => {
+                conn.expire_calls();
+                continue;
+            }
+            Event::Frame(next) => next,
         };
         match next {
             Some(Ok(body)) => {

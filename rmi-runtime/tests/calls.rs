@@ -116,6 +116,26 @@ async fn a_servant_panic_is_an_error_and_the_server_lives_on() {
 }
 
 #[tokio::test]
+async fn a_short_deadline_is_kept_while_a_longer_call_waits_on_the_same_connection() {
+    let s = setup("tcp").await;
+    // Issued first, waiting far longer: the connection's deadline timer is set for it.
+    let long = tokio::spawn({
+        let lab = s.lab.with_timeout(Duration::from_secs(30));
+        async move { lab.hang().await }
+    });
+    within(5, s.probe.started.notified()).await;
+    // Then one that must give up much earlier.
+    let deadline = Duration::from_millis(150);
+    let started = Instant::now();
+    let result = within(5, s.lab.with_timeout(deadline).hang()).await;
+    let elapsed = started.elapsed();
+    assert!(matches!(result, Err(Error::Timeout(d)) if d == deadline), "{result:?}");
+    assert!(elapsed >= deadline && elapsed < deadline + Duration::from_secs(1), "took {elapsed:?}");
+    assert!(!long.is_finished(), "the longer call ended with the shorter one");
+    long.abort();
+}
+
+#[tokio::test]
 async fn a_call_to_a_servant_that_never_answers_times_out() {
     let s = setup("tcp").await;
     let deadline = Duration::from_millis(200);

@@ -11,7 +11,7 @@ use common::*;
 use futures_util::FutureExt;
 use rmi_core::codec;
 use rmi_core::{CallId, Flags, Header, NoError, Outcome, Reply, RequestHeader};
-use rmi_runtime::{Address, Config, Endpoint, EndpointId, Error, Fault, ObjectId, OpId};
+use rmi_runtime::{Address, Config, Endpoint, EndpointId, Error, Fault, ObjectId, OpId, Stub};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,6 +33,15 @@ async fn raw_after_handshake(address: &Address) -> TcpStream {
     let mut theirs = [0u8; HELLO_LEN];
     within(5, stream.read_exact(&mut theirs)).await.unwrap();
     assert_eq!(&theirs[..4], b"RMI\0");
+    stream
+}
+
+/// A raw "server" side: accepts one connection and exchanges valid handshake preambles on it.
+async fn accept_after_handshake(listener: &TcpListener) -> TcpStream {
+    let (mut stream, _) = listener.accept().await.unwrap();
+    stream.write_all(&rmi_core_hello()).await.unwrap();
+    let mut theirs = [0u8; HELLO_LEN];
+    stream.read_exact(&mut theirs).await.unwrap();
     stream
 }
 
@@ -354,10 +363,7 @@ async fn a_server_sending_duplicate_and_unknown_replies_and_requests_is_survived
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = Address::Tcp(listener.local_addr().unwrap());
     let peer = tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await.unwrap();
-        stream.write_all(&rmi_core_hello()).await.unwrap();
-        let mut theirs = [0u8; HELLO_LEN];
-        stream.read_exact(&mut theirs).await.unwrap();
+        let mut stream = accept_after_handshake(&listener).await;
         for _ in 0..2 {
             let (call, args) = next_for::<()>(&mut stream, u64::MAX).await.unwrap_err();
             let (a, b): (i32, i32) = codec::decode(&args).unwrap();
@@ -377,4 +383,34 @@ async fn a_server_sending_duplicate_and_unknown_replies_and_requests_is_survived
     assert_eq!(within(5, lab.add(2, 3)).await.unwrap(), 5);
     within(5, peer).await.unwrap();
     assert!(!lab.0.connection().unwrap().is_closed());
+}
+
+#[tokio::test]
+async fn calls_to_a_peer_that_stops_reading_end_at_their_deadlines() {
+    // A raw "server" that handshakes, then never reads: the client's writer soon blocks on a full
+    // socket, and the calls' deadlines must still end them.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = Address::Tcp(listener.local_addr().unwrap());
+    let _peer = tokio::spawn(async move {
+        let _stream = accept_after_handshake(&listener).await;
+        std::future::pending::<()>().await;
+    });
+    let client = Endpoint::new();
+    let lab: LabClient = within(5, client.proxy_at(&address, ObjectId::random())).await.unwrap();
+    let deadline = Duration::from_millis(300);
+    let lab = lab.with_timeout(deadline);
+    let big = "x".repeat(1 << 20);
+    let started = Instant::now();
+    // More than the socket buffers hold, from callers waiting at once.
+    let calls: Vec<_> = (0..16)
+        .map(|_| {
+            let (lab, big) = (lab.clone(), big.clone());
+            tokio::spawn(async move { lab.echo(&big).await })
+        })
+        .collect();
+    for call in calls {
+        let result = within(5, call).await.unwrap();
+        assert!(matches!(result, Err(Error::Timeout(d)) if d == deadline), "{result:?}");
+    }
+    assert!(started.elapsed() < deadline + Duration::from_secs(1), "took {:?}", started.elapsed());
 }
