@@ -45,41 +45,6 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 /// Slices up to this long (postcard's varints and the like) are copied byte by byte.
 const SHORT: usize = 16;
 
-/// A postcard flavor writing into a fixed array on the stack, for headers.
-struct Stack {
-    bytes: [u8; LEN_PREFIX + MAX_HEADER_LEN],
-    len: usize,
-}
-
-impl postcard::ser_flavors::Flavor for Stack {
-    type Output = Self;
-
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        let slot = self.bytes.get_mut(self.len).ok_or(postcard::Error::SerializeBufferFull)?;
-        *slot = data;
-        self.len += 1;
-        Ok(())
-    }
-
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        let end = self.len + data.len();
-        let into = self.bytes.get_mut(self.len..end).ok_or(postcard::Error::SerializeBufferFull)?;
-        if data.len() <= SHORT {
-            for (to, &from) in into.iter_mut().zip(data) {
-                *to = from;
-            }
-        } else {
-            into.copy_from_slice(data);
-        }
-        self.len = end;
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<Self> {
-        Ok(self)
-    }
-}
-
 /// Appends the postcard encoding of `value` to `buf`.
 ///
 /// # Errors
@@ -109,15 +74,17 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
 /// start, to pass to [`finish_frame`] once the payload has been appended.
 pub fn begin_frame(buf: &mut BytesMut, header: &Header) -> usize {
     let start = buf.len();
-    // A header holds only integers and fixed-size ids: it always fits, and is copied in one go.
-    let empty = Stack { bytes: [0; LEN_PREFIX + MAX_HEADER_LEN], len: LEN_PREFIX };
-    let scratch = postcard::serialize_with_flavor(header, empty).expect("headers always fit");
-    buf.extend_from_slice(&scratch.bytes[..scratch.len]);
+    // Encoded on the stack (by hand, as postcard would), then copied in with the placeholder.
+    let header = crate::header::encode(header);
+    let header = header.as_slice();
+    buf.reserve(LEN_PREFIX + header.len());
+    buf.put_bytes(0, LEN_PREFIX);
+    buf.extend_from_slice(header);
     start
 }
 
 /// Most bytes a [`Header`] takes encoded.
-pub const MAX_HEADER_LEN: usize = 96;
+pub const MAX_HEADER_LEN: usize = crate::header::MAX_LEN;
 
 /// Writes the length prefix of the frame that starts at `start`.
 ///
@@ -137,7 +104,7 @@ pub fn finish_frame(buf: &mut BytesMut, start: usize, max_frame: usize) -> Resul
 /// # Errors
 /// [`Error::Protocol`] if the body does not start with a valid header.
 pub fn split_frame(body: &[u8]) -> Result<(Header, &[u8]), Error> {
-    postcard::take_from_bytes(body).map_err(|e| Error::Protocol(format!("bad frame header: {e}")))
+    crate::header::decode(body).map_err(|e| Error::Protocol(format!("bad frame header: {e}")))
 }
 
 /// Appends one [`Header::Ack`] frame acknowledging calls taken from `calls`, as many as fit in
@@ -157,7 +124,7 @@ pub fn ack_frame(
     let start = begin_frame(buf, &Header::Ack);
     let mut taken = 0;
     for call in calls {
-        encode_into(buf, &call.0).expect("integers always encode");
+        crate::header::put_varint(buf, call.0);
         taken += 1;
     }
     finish_frame(buf, start, max_frame).expect("sized to fit");
@@ -171,7 +138,7 @@ pub fn ack_ids(mut payload: &[u8]) -> impl Iterator<Item = Result<crate::CallId,
         if payload.is_empty() {
             return None;
         }
-        match postcard::take_from_bytes::<u64>(payload) {
+        match crate::header::take_varint_u64(payload) {
             Ok((id, rest)) => {
                 payload = rest;
                 Some(Ok(crate::CallId(id)))

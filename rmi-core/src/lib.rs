@@ -50,6 +50,7 @@ mod bytes;
 pub mod codec;
 mod dispatch;
 mod error;
+mod header;
 mod ids;
 mod message;
 mod naming;

@@ -11,9 +11,12 @@ use crate::dgc::DGC_OBJECT;
 ///
 /// The endpoint's garbage collector ([`DGC_OBJECT`]) is kept apart: every endpoint serves it, and
 /// it is not one of the objects the application exported.
+///
+/// Object ids come from peers: they are hashed with a seed of the process's own (foldhash), so a
+/// peer cannot choose colliding ones.
 #[derive(Default)]
 pub(crate) struct ObjectTable {
-    objects: DashMap<ObjectId, Arc<dyn Dispatch>>,
+    objects: DashMap<ObjectId, Arc<dyn Dispatch>, foldhash::fast::RandomState>,
     collector: OnceLock<Arc<dyn Dispatch>>,
 }
 
