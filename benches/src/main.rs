@@ -414,10 +414,13 @@ async fn from_tasks<C: Caller + Clone>(client: &C, depth: usize, until: Instant)
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(4096);
                 let mut i = task as i32;
-                while Instant::now() < until {
-                    let start = Instant::now();
+                // One clock read per call: a call's end is the next one's start.
+                let mut now = Instant::now();
+                while now < until {
+                    let start = now;
                     let sum = client.add(i, 1).await;
-                    latencies.push(nanos(start.elapsed()));
+                    now = Instant::now();
+                    latencies.push(nanos(now - start));
                     assert_eq!(sum, i.wrapping_add(1));
                     i = i.wrapping_add(1);
                 }

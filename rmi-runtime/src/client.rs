@@ -388,8 +388,8 @@ impl Proxy {
         let span = self.span(method.name);
         async move {
             let op = method.op;
-            let payload = match prepared? {
-                Prepared::Remote(request) => {
+            let payload = match prepared {
+                Ok(Prepared::Remote(request)) => {
                     let (payload, conn) = self.exchange(semantics, &request, deadline, timeout).await?;
                     if semantics == Semantics::AtMostOnce {
                         conn.inner.ack(request.header.call, payload.len());
@@ -397,7 +397,8 @@ impl Proxy {
                     let context = CallContext::remote(conn.into_owned());
                     return self.outcome(op, context.decoding(|| codec::decode::<Outcome<T, E>>(&payload)));
                 }
-                Prepared::Local(args) => self.call_local(op, args.freeze(), deadline, timeout).await?,
+                Ok(Prepared::Local(args)) => self.call_local(op, args.freeze(), deadline, timeout).await?,
+                Err(error) => return Err(error),
             };
             let context = CallContext::local(Arc::clone(&self.target.endpoint));
             self.outcome(op, context.decoding(|| codec::decode::<Outcome<T, E>>(&payload)))
@@ -415,6 +416,46 @@ impl Proxy {
         deadline: Instant,
         timeout: Duration,
     ) -> Result<(Bytes, Cow<'_, Connection>), Error> {
+        // The usual case, kept lean (its future is part of every call's): the connection is known
+        // and open, and no resend on a live connection is asked for. One attempt, exactly as the
+        // first one in `exchange_again`, which goes on from its failure.
+        if let Route::Remote(known) = &self.target.route
+            && let Some(conn) = known.get()
+            && !conn.is_closed()
+            && self.retry_policy().resend_after.is_none()
+        {
+            let max_frame_len = self.target.endpoint.config.max_frame_len;
+            let again = |_| request.again(deadline, max_frame_len, false);
+            let first = conn.inner.round_trip(
+                request.header.call,
+                request.frame.clone(),
+                deadline,
+                timeout,
+                None,
+                again,
+            );
+            return match first.await {
+                Ok(payload) => Ok((payload, Cow::Borrowed(conn))),
+                Err(error) => {
+                    let failed = Some((error, conn.peer_endpoint()));
+                    Box::pin(self.exchange_again(semantics, request, deadline, timeout, failed)).await
+                }
+            };
+        }
+        Box::pin(self.exchange_again(semantics, request, deadline, timeout, None)).await
+    }
+
+    /// The general case of [`Proxy::exchange`]: dials if need be, resends on a live connection
+    /// (`resend_after`), retries transport failures. `failed` is the failure of a first attempt
+    /// made already, and the endpoint it was sent to.
+    async fn exchange_again(
+        &self,
+        semantics: Semantics,
+        request: &Request,
+        deadline: Instant,
+        timeout: Duration,
+        mut failed: Option<(Error, rmi_core::EndpointId)>,
+    ) -> Result<(Bytes, Cow<'_, Connection>), Error> {
         let policy = self.retry_policy();
         let max_frame_len = self.target.endpoint.config.max_frame_len;
         let call = request.header.call;
@@ -425,6 +466,9 @@ impl Proxy {
         // the retries fail in ways that prove nothing about the earlier attempt.
         let mut sent: Option<Error> = None;
         let first_peer = OnceLock::new();
+        if let Some((_, peer)) = &failed {
+            let _ = first_peer.set(*peer);
+        }
         // Whether an earlier attempt queued the request (later ones are resends).
         let sent_before = AtomicBool::new(false);
         loop {
@@ -452,7 +496,11 @@ impl Proxy {
                     conn.inner.round_trip(call, frame, deadline, timeout, policy.resend_after, again).await?;
                 Ok((payload, conn))
             };
-            let error = match attempt.await {
+            let outcome = match failed.take() {
+                Some((error, _)) => Err(error),
+                None => attempt.await,
+            };
+            let error = match outcome {
                 Ok(done) => return Ok(done),
                 Err(Error::NoSuchObject(_)) if sent.is_some() => {
                     // The object's endpoint is gone: the request may have run there.
