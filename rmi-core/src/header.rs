@@ -31,6 +31,11 @@ impl Encoded {
         self.len += 1;
     }
 
+    fn array(&mut self, bytes: [u8; 16]) {
+        self.bytes[self.len..self.len + 16].copy_from_slice(&bytes);
+        self.len += 16;
+    }
+
     fn varint(&mut self, mut value: u64) {
         while value >= 0x80 {
             self.byte(value as u8 | 0x80);
@@ -47,9 +52,7 @@ pub(crate) fn encode(header: &Header) -> Encoded {
         Header::Request(request) => {
             out.byte(0);
             out.varint(request.call.0);
-            for byte in request.object.as_u128().to_le_bytes() {
-                out.byte(byte);
-            }
+            out.array(request.object.as_u128().to_le_bytes());
             out.varint(request.interface.0);
             out.varint(u64::from(request.version));
             out.varint(u64::from(request.op.0));
@@ -156,12 +159,13 @@ impl<'a> Reader<'a> {
     }
 
     /// A varint of at most `max_len` bytes whose last byte is at most `max_last`.
-    fn varint(&mut self, max_len: u32, max_last: u8) -> Result<u64, BadHeader> {
+    fn varint(&mut self, max_len: usize, max_last: u8) -> Result<u64, BadHeader> {
+        let bytes = self.bytes;
         let mut value = 0u64;
-        for i in 0..max_len {
-            let byte = self.byte()?;
+        for (i, &byte) in bytes.iter().take(max_len).enumerate() {
             value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
+            if byte < 0x80 {
+                self.bytes = &bytes[i + 1..];
                 return if i == max_len - 1 && byte > max_last {
                     Err(BadHeader::BadVarint)
                 } else {
@@ -169,7 +173,8 @@ impl<'a> Reader<'a> {
                 };
             }
         }
-        Err(BadHeader::BadVarint)
+        // Out of bytes before the end of the varint, or too long.
+        Err(if bytes.len() < max_len { BadHeader::Truncated } else { BadHeader::BadVarint })
     }
 
     fn varint_u64(&mut self) -> Result<u64, BadHeader> {
