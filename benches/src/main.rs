@@ -212,11 +212,12 @@ fn main() {
         println!("{check}");
     }
     if !cli.quick || cli.write_docs {
-        let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
-        let command = format!(
-            "cargo run --release -p rmi-bench --{}{command}",
-            if command.is_empty() { "" } else { " " }
-        );
+        let args = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+        let command = if args.is_empty() {
+            "cargo run --release -p rmi-bench".to_owned()
+        } else {
+            format!("cargo run --release -p rmi-bench -- {args}")
+        };
         match report::write_docs(&medians, &params, &machine, &cpus.to_string(), &command, &checks) {
             Ok(path) => println!("wrote {path}"),
             Err(e) => eprintln!("rmi-bench: cannot write the report: {e}"),
