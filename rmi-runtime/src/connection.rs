@@ -6,21 +6,26 @@
 //! writer and flushes only when the queue is empty, so frames queued together leave in one write.
 //!
 //! Callers do not spawn tasks: a call encodes its frame, registers a oneshot under its call id,
-//! queues the frame and awaits the oneshot (see [`ConnInner::round_trip`]).
+//! sends the frame and awaits the oneshot (see [`ConnInner::round_trip`]). When the call is the
+//! only one under way on the connection and the writer has nothing to write, the caller writes its
+//! frame straight to the stream instead of handing it to the writer (see
+//! [`ConnInner::write_now`]); so does a served call's reply. Under load, frames go through the
+//! queue, so they leave together.
 
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::task::Poll;
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
+use std::{io, pin::Pin};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::task::AtomicWaker;
 use rmi_core::codec;
 use rmi_core::{Address, CallId, EndpointId, Error, Fault, Header, Hello, Reply};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -84,6 +89,16 @@ pub(crate) struct ConnInner {
     pub(crate) dialled: Option<Address>,
     /// Frames for the writer task.
     tx: mpsc::Sender<Bytes>,
+    /// The stream's write half, shared by the writer task and the calls that write their frame
+    /// straight to it ([`ConnInner::write_now`]); `None` once the writer has ended.
+    output: Mutex<Option<Output>>,
+    /// Whether bytes wait in the output's buffer, or ack frames in [`Output::acks`], that a
+    /// straight write left for the writer to write.
+    unflushed: AtomicBool,
+    /// Whether the reader holds more of the peer's bytes than the frame it is handling (more
+    /// frames, or part of one): then more frames of this side are likely to follow the reply to
+    /// this one, and a reply is queued to leave with them rather than written on its own.
+    more_to_read: AtomicBool,
     /// Calls this side issued and waits on.
     pending: CallMap<Pending>,
     /// The earliest deadline of those calls the reader's deadline timer must fire at, in
@@ -115,6 +130,13 @@ pub(crate) struct ConnInner {
     tasks: OnceLock<[tokio::task::AbortHandle; 2]>,
     /// Replies of at-most-once calls received and not yet acknowledged to the peer.
     acks: Acks,
+}
+
+/// A connection's write half and what is being written to it.
+struct Output {
+    stream: BufWriter<BoxWrite>,
+    /// Ack frames taken from [`Acks`] and not yet handed to `stream`.
+    acks: BytesMut,
 }
 
 /// The acknowledgements a connection owes its peer: the writer sends them with the next frames it
@@ -151,6 +173,12 @@ impl Connection {
             origin: io.origin,
             dialled,
             tx,
+            output: Mutex::new(Some(Output {
+                stream: BufWriter::with_capacity(WRITE_BUFFER, io.writer),
+                acks: BytesMut::new(),
+            })),
+            unflushed: AtomicBool::new(false),
+            more_to_read: AtomicBool::new(false),
             pending: CallMap::new(),
             watched: AtomicU64::new(NO_DEADLINE),
             epoch: Instant::now(),
@@ -167,7 +195,7 @@ impl Connection {
             acks: Acks::default(),
         });
         let reader = endpoint.io.spawn(read_loop(Arc::clone(&inner), io.reader));
-        let writer = endpoint.io.spawn(write_loop(Arc::clone(&inner), rx, io.writer));
+        let writer = endpoint.io.spawn(write_loop(Arc::clone(&inner), rx));
         let _ = inner.tasks.set([reader.abort_handle(), writer.abort_handle()]);
         let conn = Connection { inner };
         if !endpoint.register(&conn) {
@@ -325,11 +353,132 @@ impl ConnInner {
         })
     }
 
-    /// Queues a frame if the writer's queue has room; gives it back if it is full or closed.
-    pub(crate) fn try_queue(&self, frame: Bytes) -> Result<(), Bytes> {
+    /// Sends a frame without waiting: writes it straight to the stream when the connection is idle
+    /// ([`ConnInner::write_now`]), or queues it if the writer's queue has room. Gives it back if
+    /// the queue is full or closed.
+    pub(crate) fn try_send(&self, frame: Bytes) -> Result<(), Bytes> {
+        if self.write_now(&frame) {
+            return Ok(());
+        }
         self.tx.try_send(frame).map_err(|e| match e {
             mpsc::error::TrySendError::Full(frame) | mpsc::error::TrySendError::Closed(frame) => frame,
         })
+    }
+
+    /// Writes a frame straight to the stream, from the task that made it, if the frame is the
+    /// only one to write: no other call is under way on the connection and the reader has no
+    /// further frames in hand (so no other frame is about to join it in a batch), the writer's
+    /// queue is empty, its buffer is empty and no one else holds the stream. That saves the hand-off to the writer task, twice per round trip
+    /// when calls go one at a time. Returns whether the frame was taken.
+    ///
+    /// Acknowledgements owed go along in the same write. What the stream does not take at once
+    /// stays in the buffer for the writer, which is woken to write it.
+    ///
+    /// Only a call's first frame (a request, or a served call's reply) comes this way. On a
+    /// multi-threaded runtime it may overtake frames the writer has just taken off its queue and
+    /// not yet buffered, none of which concerns the same call. The acks it takes along may
+    /// overtake a resend of their call that way; the peer then drops the resend as a late copy of
+    /// an acknowledged call, which it is: this side has the reply.
+    fn write_now(&self, frame: &[u8]) -> bool {
+        if frame.len() >= WRITE_BUFFER
+            || self.is_busy()
+            || self.more_to_read.load(Ordering::Relaxed)
+            || self.tx.capacity() < self.tx.max_capacity()
+            || self.unflushed.load(Ordering::Acquire)
+        {
+            return false;
+        }
+        let Ok(mut output) = self.output.try_lock() else { return false };
+        let Some(out) = output.as_mut() else { return false };
+        if !out.stream.buffer().is_empty() || self.is_closed() {
+            return false;
+        }
+        self.take_acks(&mut out.acks);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut stream = Pin::new(&mut out.stream);
+        // The empty buffer takes the acks and the frame without writing (acks that would not fit
+        // stay in `out.acks` for the writer); then one write. The acks go first, so the peer's
+        // reader has no more bytes in hand once it meets the frame (see `more_to_read`).
+        if out.acks.len() + frame.len() <= WRITE_BUFFER
+            && let Poll::Ready(Ok(n)) = stream.as_mut().poll_write(&mut cx, &out.acks)
+        {
+            out.acks.advance(n);
+        }
+        let copied = stream.as_mut().poll_write(&mut cx, frame);
+        debug_assert!(
+            matches!(copied, Poll::Ready(Ok(n)) if n == frame.len()),
+            "a frame shorter than the buffer"
+        );
+        // A stream that is not ready keeps the rest in the buffer; the writer reports any error.
+        let flushed = matches!(stream.poll_flush(&mut cx), Poll::Ready(Ok(()))) && out.acks.is_empty();
+        if !flushed {
+            // Left for the writer, which writes it with its own waker.
+            self.unflushed.store(true, Ordering::Release);
+        }
+        drop(output);
+        if !flushed {
+            self.writer_wake.wake();
+        }
+        true
+    }
+
+    /// Polls `f` with the stream's write half locked (once per poll: the lock is not held while
+    /// waiting), until it is ready.
+    fn with_output<'a, T>(
+        &'a self,
+        mut f: impl FnMut(&mut Output, &mut Context<'_>) -> Poll<io::Result<T>> + 'a,
+    ) -> impl Future<Output = io::Result<T>> + 'a {
+        std::future::poll_fn(move |cx| {
+            let mut output = self.output.lock().unwrap_or_else(PoisonError::into_inner);
+            match output.as_mut() {
+                Some(out) => f(out, cx),
+                None => Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "the writer has ended"))),
+            }
+        })
+    }
+
+    /// Hands the frames of `batch` to the stream's buffer (writing when it fills), and empties it.
+    async fn write_frames(&self, batch: &mut Vec<Bytes>) -> io::Result<()> {
+        let (mut next, mut at) = (0, 0);
+        let frames = &*batch;
+        self.with_output(|out, cx| {
+            while let Some(frame) = frames.get(next) {
+                while at < frame.len() {
+                    match ready!(Pin::new(&mut out.stream).poll_write(cx, &frame[at..])) {
+                        Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                        Ok(n) => at += n,
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+                (next, at) = (next + 1, 0);
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await?;
+        batch.clear();
+        Ok(())
+    }
+
+    /// Writes the acknowledgements owed and everything buffered.
+    async fn flush(&self) -> io::Result<()> {
+        let mut acks_taken = false;
+        self.with_output(|out, cx| {
+            if !acks_taken {
+                // Anything a straight write left is written here.
+                self.unflushed.store(false, Ordering::Release);
+                self.take_acks(&mut out.acks);
+                acks_taken = true;
+            }
+            while !out.acks.is_empty() {
+                match ready!(Pin::new(&mut out.stream).poll_write(cx, &out.acks)) {
+                    Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Ok(n) => out.acks.advance(n),
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            Pin::new(&mut out.stream).poll_flush(cx)
+        })
+        .await
     }
 
     /// Queues a frame, waiting while the writer's queue is full.
@@ -433,7 +582,7 @@ impl ConnInner {
         }
         let mut guard = PendingGuard { conn: self, call, armed: true };
         self.watch(deadline);
-        if let Err(frame) = self.try_queue(frame) {
+        if let Err(frame) = self.try_send(frame) {
             Box::pin(tokio::time::timeout_at(deadline, self.send(frame))).await.map_err(timed_out)??;
         }
         let result = match resend {
@@ -666,6 +815,7 @@ async fn read_loop(conn: Arc<ConnInner>, reader: BoxRead) {
         };
         match next {
             Some(Ok(body)) => {
+                conn.more_to_read.store(!frames.read_buffer().is_empty(), Ordering::Relaxed);
                 if let Err(reason) = conn.on_frame(body) {
                     break reason;
                 }
@@ -686,8 +836,9 @@ async fn read_loop(conn: Arc<ConnInner>, reader: BoxRead) {
     conn.close(violation);
 }
 
-async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer: BoxWrite) {
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, writer);
+async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>) {
+    // The stream is dropped when the writer ends, however it ends (aborted at shutdown too).
+    let _release = ReleaseOutput(&conn);
     let ack_delay = conn.endpoint.config.ack_delay;
     let closing = || signalled(&conn.writer_wake, || conn.is_closed());
     let work = async {
@@ -695,15 +846,16 @@ async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer:
         // wait `ack_delay` with nothing else to go with.
         let mut ack_timer = std::pin::pin!(tokio::time::sleep(ack_delay));
         let mut ack_timed = false;
-        let mut acks = BytesMut::new();
         let mut batch = Vec::with_capacity(WRITE_BATCH);
         loop {
             // Frames still queued are written before a close takes effect. `n` is the number of
-            // frames received (0: the queue closed), `usize::MAX` when the ack timer fired.
+            // frames received (0: the queue closed), `usize::MAX` when there is only something
+            // else to write: what a straight write left, or acks that waited long enough.
             let n = tokio::select! {
                 biased;
                 n = rx.recv_many(&mut batch, WRITE_BATCH) => n,
                 () = closing() => break,
+                () = signalled(&conn.writer_wake, || conn.unflushed.load(Ordering::Acquire)) => usize::MAX,
                 () = signalled(&conn.writer_wake, || conn.acks.timed.load(Ordering::SeqCst)), if !ack_timed => {
                     ack_timer.as_mut().reset(Instant::now() + ack_delay);
                     ack_timed = true;
@@ -720,34 +872,22 @@ async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer:
             if n == 0 {
                 break;
             }
-            for frame in batch.drain(..) {
-                out.write_all(&frame).await?;
-            }
+            conn.write_frames(&mut batch).await?;
             if conn.is_busy() {
                 // Other calls are under way: let the tasks that are ready to queue frames (callers
                 // woken by replies, served calls finishing) run first, so their frames leave in
-                // this write rather than one write each.
+                // this write rather than one write each. (Meanwhile the buffer is not empty, so
+                // their frames are queued, not written straight.)
                 tokio::task::yield_now().await;
             }
-            while let Ok(frame) = rx.try_recv() {
-                out.write_all(&frame).await?;
-            }
-            conn.take_acks(&mut acks);
-            if !acks.is_empty() {
-                out.write_all(&acks).await?;
-                acks.clear();
-            }
-            out.flush().await?;
+            drain_queue(&conn, &mut rx, &mut batch).await?;
+            conn.flush().await?;
         }
         rx.close();
-        while let Ok(frame) = rx.try_recv() {
-            out.write_all(&frame).await?;
-        }
+        drain_queue(&conn, &mut rx, &mut batch).await?;
         // Acks owed leave too: the peer can forget those replies now rather than at their expiry.
-        conn.take_acks(&mut acks);
-        out.write_all(&acks).await?;
-        out.flush().await?;
-        out.shutdown().await
+        conn.flush().await?;
+        conn.with_output(|out, cx| Pin::new(&mut out.stream).poll_shutdown(cx)).await
     };
     // Once closed, a peer that does not read gets `close_linger` to take the last frames; then
     // the stream is dropped rather than kept open by a blocked write.
@@ -757,7 +897,7 @@ async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer:
     };
     let result = tokio::select! {
         result = work => result,
-        () = linger => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "peer did not read the last frames")),
+        () = linger => Err(io::Error::new(io::ErrorKind::TimedOut, "peer did not read the last frames")),
     };
     if let Err(e) = result {
         if !conn.is_closed() {
@@ -767,11 +907,169 @@ async fn write_loop(conn: Arc<ConnInner>, mut rx: mpsc::Receiver<Bytes>, writer:
     }
 }
 
+/// Hands the frames still queued to the stream, a batch at a time.
+async fn drain_queue(
+    conn: &ConnInner,
+    rx: &mut mpsc::Receiver<Bytes>,
+    batch: &mut Vec<Bytes>,
+) -> io::Result<()> {
+    loop {
+        while batch.len() < WRITE_BATCH
+            && let Ok(frame) = rx.try_recv()
+        {
+            batch.push(frame);
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        conn.write_frames(batch).await?;
+    }
+}
+
+/// Drops a connection's stream (its write half) when its writer ends.
+struct ReleaseOutput<'a>(&'a ConnInner);
+
+impl Drop for ReleaseOutput<'_> {
+    fn drop(&mut self) {
+        let output = self.0.output.lock().unwrap_or_else(PoisonError::into_inner).take();
+        drop(output);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::transport::{self, Io};
     use crate::{Config, Endpoint};
+
+    /// A connection of `endpoint` over an in-memory pipe of `pipe` bytes, and the peer's end.
+    fn over_pipe(
+        endpoint: &Endpoint,
+        pipe: usize,
+        writes: Arc<AtomicUsize>,
+    ) -> (Connection, tokio::io::DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(pipe);
+        let (reader, writer) = tokio::io::split(ours);
+        let io = Io::new(reader, CountingWriter { inner: writer, writes }, "pipe");
+        (Connection::start(endpoint.inner(), io, EndpointId::random(), None, None), theirs)
+    }
+
+    /// Counts the writes that reach the stream.
+    struct CountingWriter<W> {
+        inner: W,
+        writes: Arc<AtomicUsize>,
+    }
+
+    impl<W: AsyncWrite + Unpin> AsyncWrite for CountingWriter<W> {
+        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            let written = ready!(Pin::new(&mut self.inner).poll_write(cx, buf));
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            Poll::Ready(written)
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    /// What the peer can read right now, without waiting.
+    fn readable_now(stream: &mut tokio::io::DuplexStream) -> Vec<u8> {
+        let mut buf = vec![0u8; 4096];
+        let mut read = tokio::io::ReadBuf::new(&mut buf);
+        let mut cx = Context::from_waker(Waker::noop());
+        match tokio::io::AsyncRead::poll_read(Pin::new(stream), &mut cx, &mut read) {
+            Poll::Ready(result) => {
+                result.unwrap();
+                read.filled().to_vec()
+            }
+            Poll::Pending => Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lone_frame_is_written_by_its_sender_with_the_acks_owed() {
+        let endpoint = Endpoint::new();
+        let (conn, mut peer) = over_pipe(&endpoint, 4096, Arc::default());
+        conn.inner.ack(CallId(7), 10);
+        let frame = Bytes::from_static(&[0, 0, 0, 3, 2, 0xac, 0x02]);
+        conn.inner.try_send(frame.clone()).unwrap();
+        // This runtime has one thread and the test has not yielded: the writer task has not run.
+        let ack = [0, 0, 0, 2, 3, 7];
+        assert_eq!(readable_now(&mut peer), [&ack[..], &frame[..]].concat(), "acks first, then the frame");
+    }
+
+    #[tokio::test]
+    async fn what_a_full_stream_does_not_take_is_written_by_the_writer_before_later_frames() {
+        let endpoint = Endpoint::new();
+        let (conn, mut peer) = over_pipe(&endpoint, 1024, Arc::default());
+        let first = Bytes::from((0..3000u32).map(|i| i as u8).collect::<Vec<_>>());
+        let second = Bytes::from(vec![0xee; 500]);
+        conn.inner.try_send(first.clone()).unwrap();
+        assert_eq!(readable_now(&mut peer).len(), 1024, "the pipe took what it holds at once");
+        conn.inner.try_send(second.clone()).unwrap();
+        let mut rest = vec![0u8; first.len() + second.len() - 1024];
+        peer.read_exact(&mut rest).await.unwrap();
+        assert_eq!(rest, [&first[1024..], &second[..]].concat());
+    }
+
+    const NOTHING: rmi_core::OpId = rmi_core::OpId::from_name("nothing");
+    static IDLE: rmi_core::InterfaceDescriptor = rmi_core::InterfaceDescriptor {
+        name: "Idle",
+        id: rmi_core::InterfaceId::from_name("Idle"),
+        version: 1,
+        methods: &[rmi_core::MethodDescriptor::new("nothing", NOTHING)],
+    };
+
+    /// Answers every call at once.
+    struct Idle;
+
+    impl rmi_core::Dispatch for Idle {
+        fn descriptor(&self) -> &'static rmi_core::InterfaceDescriptor {
+            &IDLE
+        }
+
+        fn dispatch<'a>(
+            &'a self,
+            _: rmi_core::OpId,
+            _: Bytes,
+            reply: Reply<'a>,
+        ) -> rmi_core::BoxFuture<'a, ()> {
+            Box::pin(async move { reply.ok(&()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn replies_to_requests_that_arrive_together_leave_together() {
+        let server = Endpoint::new();
+        let object = server.export(Idle).object;
+        let writes = Arc::new(AtomicUsize::new(0));
+        let (_conn, mut peer) = over_pipe(&server, 64 * 1024, Arc::clone(&writes));
+        let calls = 32;
+        let mut frames = BytesMut::new();
+        for call in 1..=calls {
+            let header = Header::Request(rmi_core::RequestHeader {
+                call: CallId(call),
+                object,
+                interface: IDLE.id,
+                version: 1,
+                op: NOTHING,
+                flags: rmi_core::Flags::IDEMPOTENT,
+                timeout_us: None,
+            });
+            let start = codec::begin_frame(&mut frames, &header);
+            codec::finish_frame(&mut frames, start, 1 << 20).unwrap();
+        }
+        peer.write_all(&frames).await.unwrap();
+        let reply_len = 4 + 1 + 1 + 1; // length, Reply, call id (< 128), Ok(())
+        let mut replies = vec![0u8; reply_len * usize::try_from(calls).unwrap()];
+        peer.read_exact(&mut replies).await.unwrap();
+        // Each reply written on its own would take 32 writes.
+        assert!(writes.load(Ordering::Relaxed) <= 2, "{} writes", writes.load(Ordering::Relaxed));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_closed_connection_drops_its_stream_after_the_configured_linger() {

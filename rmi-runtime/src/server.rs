@@ -248,7 +248,7 @@ async fn serve_call(
     if conn.is_closed() {
         return;
     }
-    let Err(frame) = conn.try_queue(frame) else { return };
+    let Err(frame) = conn.try_send(frame) else { return };
     let deadline = deadline.or_else(|| request.timeout().map(crate::deadline_after));
     // Boxed: a full write queue is rare, and this future would make every call's larger.
     Box::pin(queue_within(conn, frame, deadline)).await;
