@@ -36,12 +36,10 @@ impl Encoded {
         self.len += 16;
     }
 
-    fn varint(&mut self, mut value: u64) {
-        while value >= 0x80 {
-            self.byte(value as u8 | 0x80);
-            value >>= 7;
-        }
-        self.byte(value as u8);
+    fn varint(&mut self, value: u64) {
+        // Every varint of a header starts at most `MAX_LEN - 10` bytes in: a 10-byte window fits.
+        let window = self.bytes[self.len..].first_chunk_mut::<10>().expect("room for a varint");
+        self.len += write_varint(window, value);
     }
 }
 
@@ -134,11 +132,26 @@ pub(crate) fn take_varint_u64(bytes: &[u8]) -> Result<(u64, &[u8]), BadHeader> {
     Ok((value, r.bytes))
 }
 
+/// Writes the varint encoding of `value` at the start of `out`; returns its length.
+#[allow(clippy::cast_possible_truncation)] // the low 7 bits of each group
+fn write_varint(out: &mut [u8; 10], mut value: u64) -> usize {
+    for (i, byte) in out.iter_mut().enumerate() {
+        if value < 0x80 {
+            *byte = value as u8;
+            return i + 1;
+        }
+        *byte = value as u8 | 0x80;
+        value >>= 7;
+    }
+    // A u64 has 64 bits: ten groups of 7 always end the loop above.
+    10
+}
+
 /// Appends the varint encoding of `value` to `buf`.
 pub(crate) fn put_varint(buf: &mut bytes::BytesMut, value: u64) {
-    let mut out = Encoded { bytes: [0; MAX_LEN], len: 0 };
-    out.varint(value);
-    buf.extend_from_slice(out.as_slice());
+    let mut out = [0; 10];
+    let len = write_varint(&mut out, value);
+    buf.extend_from_slice(&out[..len]);
 }
 
 struct Reader<'a> {

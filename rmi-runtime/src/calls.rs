@@ -54,11 +54,16 @@ impl<V> CallMap<V> {
     /// Inserts `value` under `id`. Gives the value back if the map is closed or the id is taken.
     pub(crate) fn insert(&self, id: u64, value: V) -> Result<(), V> {
         let mut shard = self.shard(id);
-        if shard.closed || shard.map.contains_key(&id) {
+        if shard.closed {
             return Err(value);
         }
-        shard.map.insert(id, value);
-        Ok(())
+        match shard.map.entry(id) {
+            std::collections::hash_map::Entry::Occupied(_) => Err(value),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(value);
+                Ok(())
+            }
+        }
     }
 
     /// Replaces the value under `id`; false, changing nothing, if there is none.

@@ -29,6 +29,7 @@
 //! The history is sharded by call, like the call maps; each lock is held for one map operation and
 //! a few steps of pruning.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -179,23 +180,28 @@ impl History {
         let key = (peer, call.0);
         let now = Instant::now();
         let begin = {
-            let mut shard = self.shard(key);
-            let below_floor = resent && shard.floors.get(&peer).is_some_and(|&(floor, _)| call.0 <= floor);
-            let acked = shard.marks.contains(&key);
-            match shard.entries.get_mut(&key) {
-                Some(State::Running { reply_to }) => {
-                    *reply_to = Some(Connection { inner: Arc::clone(conn) });
-                    Begin::Running
+            let mut guard = self.shard(key);
+            let shard = &mut *guard;
+            match shard.entries.entry(key) {
+                Entry::Occupied(mut entry) => match entry.get_mut() {
+                    State::Running { reply_to } => {
+                        *reply_to = Some(Connection { inner: Arc::clone(conn) });
+                        Begin::Running
+                    }
+                    State::Done(reply) => Begin::Replay(reply.frame()),
+                    State::Lost => Begin::Lost,
+                },
+                Entry::Vacant(_) if shard.marks.contains(&key) => Begin::Acked,
+                Entry::Vacant(_)
+                    if resent && shard.floors.get(&peer).is_some_and(|&(floor, _)| call.0 <= floor) =>
+                {
+                    Begin::Lost
                 }
-                Some(State::Done(reply)) => Begin::Replay(reply.frame()),
-                Some(State::Lost) => Begin::Lost,
-                None if acked => Begin::Acked,
-                None if below_floor => Begin::Lost,
-                None => {
+                Entry::Vacant(entry) => {
+                    entry.insert(State::Running { reply_to: None });
                     let patience = timeout.unwrap_or(self.max_age);
                     let expires = now + patience.min(self.max_age);
                     let resends_until = now + patience.min(MAX_FLOOR_LIFE);
-                    shard.entries.insert(key, State::Running { reply_to: None });
                     shard.order.push_back((key, expires, resends_until));
                     shard.prune(now, self.max_age, self.max_entries, self.max_bytes);
                     Begin::Run
@@ -247,10 +253,12 @@ impl History {
     /// The caller received the reply of `call`: drop the entry, keep a mark that the call ran.
     pub(crate) fn ack(&self, peer: EndpointId, call: CallId) {
         let key = (peer, call.0);
-        let mut shard = self.shard(key);
-        if matches!(shard.entries.get(&key), Some(State::Done(_) | State::Lost))
-            && let Some(entry) = shard.entries.remove(&key)
+        let mut guard = self.shard(key);
+        let shard = &mut *guard;
+        if let Entry::Occupied(entry) = shard.entries.entry(key)
+            && matches!(entry.get(), State::Done(_) | State::Lost)
         {
+            let entry = entry.remove();
             shard.release(&entry);
             shard.mark(key);
         }

@@ -175,7 +175,7 @@ impl Drop for ServedGuard {
 }
 
 async fn serve_call(
-    slot: ServedGuard,
+    mut slot: ServedGuard,
     skeleton: Arc<dyn Dispatch>,
     request: RequestHeader,
     mut body: Bytes,
@@ -238,7 +238,9 @@ async fn serve_call(
     // An at-most-once reply goes into the history first, and also to the connection of the
     // latest repeat of the request, if one came on another connection while the call ran.
     // (Once completed, the guard's `abandon` finds the entry done and leaves it.)
-    let redirect = slot.history.and_then(|peer| conn.endpoint.history.complete(peer, request.call, &frame));
+    // Completed, the entry needs no `abandon` from the guard.
+    let redirect =
+        slot.history.take().and_then(|peer| conn.endpoint.history.complete(peer, request.call, &frame));
     if let Some(other) = redirect
         && !other.is_closed()
         && !Arc::ptr_eq(&other.inner, conn)
