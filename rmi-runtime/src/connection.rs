@@ -26,7 +26,7 @@ use futures_util::task::AtomicWaker;
 use rmi_core::codec;
 use rmi_core::{Address, CallId, EndpointId, Error, Fault, Header, Hello, Reply};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +35,7 @@ use crate::calls::CallMap;
 use crate::endpoint::EndpointInner;
 use crate::frame::{FrameDecoder, FrameError};
 use crate::server::Served;
+use crate::slots::Slots;
 use crate::transport::{BoxRead, BoxWrite, Io, Origin};
 
 /// Size of a connection's write buffer: frames queued together are written with one system call
@@ -108,8 +109,8 @@ pub(crate) struct ConnInner {
     watched: AtomicU64,
     /// When the connection started: the origin of `watched`.
     epoch: Instant,
-    /// Permits for calls this side issues (`max_in_flight`).
-    outgoing: Semaphore,
+    /// Slots for calls this side issues (`max_in_flight`).
+    outgoing: Slots,
     /// Calls this side serves, for cancel.
     /// Each entry is made before the call's task is spawned and filled in with its abort handle
     /// right after; the task removes it as it ends.
@@ -182,7 +183,7 @@ impl Connection {
             pending: CallMap::new(),
             watched: AtomicU64::new(NO_DEADLINE),
             epoch: Instant::now(),
-            outgoing: Semaphore::new(config.max_in_flight),
+            outgoing: Slots::new(config.max_in_flight),
             served: CallMap::new(),
             served_count: AtomicUsize::new(0),
             overflow: AtomicUsize::new(0),
@@ -339,7 +340,7 @@ impl ConnInner {
     /// Whether calls other than the one a frame just came from are under way on this connection
     /// (issued or served): then more frames are likely to be queued in a moment.
     fn is_busy(&self) -> bool {
-        let issued = self.endpoint.config.max_in_flight.saturating_sub(self.outgoing.available_permits());
+        let issued = self.outgoing.used();
         issued + self.served_count.load(Ordering::Relaxed) > 1
     }
 
@@ -540,10 +541,10 @@ impl ConnInner {
         while codec::ack_frame(out, &mut calls, self.endpoint.config.max_frame_len) > 0 {}
     }
 
-    /// The client half of a call (doOperation): waits for an in-flight permit, registers the call,
+    /// The client half of a call (doOperation): waits for an in-flight slot, registers the call,
     /// queues its request frame and waits for the reply's payload, all before `deadline`.
     ///
-    /// A request that had to wait for its permit is rebuilt by `again(Again::Stale)`, so the
+    /// A request that had to wait for its slot is rebuilt by `again(Again::Stale)`, so the
     /// time its caller still waits is told right. With `resend` set, the request is queued again
     /// (with the frame `again(Again::NoReply)` makes) each time that long passes without a reply,
     /// until `again` gives no frame.
@@ -563,17 +564,17 @@ impl ConnInner {
             return Err(self.closed_error());
         }
         // The usual path awaits only the reply, and arms no timer: the reader's deadline timer
-        // ends the wait with `Timeout` (see `watch`). Waiting for a permit, for room in the write
+        // ends the wait with `Timeout` (see `watch`). Waiting for a slot, for room in the write
         // queue or to resend are boxed and bounded by timers of their own, so the call's future
         // (moved a few times per call) stays small.
         let timed_out = |_| Error::Timeout(timeout);
-        let _permit = match self.outgoing.try_acquire() {
-            Ok(permit) => permit,
-            Err(_) => {
-                let acquire = tokio::time::timeout_at(deadline, self.outgoing.acquire());
-                let permit = Box::pin(acquire).await.map_err(timed_out)?.map_err(|_| self.closed_error())?;
+        let _slot = match self.outgoing.try_take() {
+            Some(slot) => slot,
+            None => {
+                let acquire = tokio::time::timeout_at(deadline, self.outgoing.take());
+                let slot = Box::pin(acquire).await.map_err(timed_out)?.map_err(|_| self.closed_error())?;
                 frame = again(Again::Stale).ok_or(Error::Timeout(timeout))?;
-                permit
+                slot
             }
         };
         let (slot, mut reply) = oneshot::channel();
@@ -686,7 +687,7 @@ impl ConnInner {
 
 /// Why [`ConnInner::round_trip`] wants a request frame again.
 pub(crate) enum Again {
-    /// The request waited for a permit: the same request, telling the time left.
+    /// The request waited for an in-flight slot: the same request, telling the time left.
     Stale,
     /// No reply came within `resend_after`: a resend, if the retry policy allows one.
     NoReply,

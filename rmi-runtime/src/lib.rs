@@ -283,6 +283,7 @@ pub mod fault;
 mod frame;
 mod history;
 mod server;
+mod slots;
 mod table;
 pub mod transport;
 #[cfg(test)]
