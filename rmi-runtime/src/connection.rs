@@ -138,6 +138,11 @@ struct Output {
     stream: BufWriter<BoxWrite>,
     /// Ack frames taken from [`Acks`] and not yet handed to `stream`.
     acks: BytesMut,
+    /// Whether the writer is in the middle of a batch, from its first write to the end of its
+    /// flush. Its buffer may be empty meanwhile (a frame larger than the buffer is written past
+    /// it, in as many writes as the stream needs), so this, not the buffer, tells a straight
+    /// write that it would land inside the writer's frames.
+    writing: bool,
 }
 
 /// The acknowledgements a connection owes its peer: the writer sends them with the next frames it
@@ -177,6 +182,7 @@ impl Connection {
             output: Mutex::new(Some(Output {
                 stream: BufWriter::with_capacity(WRITE_BUFFER, io.writer),
                 acks: BytesMut::new(),
+                writing: false,
             })),
             unflushed: AtomicBool::new(false),
             more_to_read: AtomicBool::new(false),
@@ -391,7 +397,7 @@ impl ConnInner {
         }
         let Ok(mut output) = self.output.try_lock() else { return false };
         let Some(out) = output.as_mut() else { return false };
-        if !out.stream.buffer().is_empty() || self.is_closed() {
+        if out.writing || !out.stream.buffer().is_empty() || self.is_closed() {
             return false;
         }
         self.take_acks(&mut out.acks);
@@ -443,6 +449,7 @@ impl ConnInner {
         let (mut next, mut at) = (0, 0);
         let frames = &*batch;
         self.with_output(|out, cx| {
+            out.writing = true;
             while let Some(frame) = frames.get(next) {
                 while at < frame.len() {
                     match ready!(Pin::new(&mut out.stream).poll_write(cx, &frame[at..])) {
@@ -465,6 +472,7 @@ impl ConnInner {
         let mut acks_taken = false;
         self.with_output(|out, cx| {
             if !acks_taken {
+                out.writing = true;
                 // Anything a straight write left is written here.
                 self.unflushed.store(false, Ordering::Release);
                 self.take_acks(&mut out.acks);
@@ -477,7 +485,9 @@ impl ConnInner {
                     Err(e) => return Poll::Ready(Err(e)),
                 }
             }
-            Pin::new(&mut out.stream).poll_flush(cx)
+            let flushed = ready!(Pin::new(&mut out.stream).poll_flush(cx));
+            out.writing = false;
+            Poll::Ready(flushed)
         })
         .await
     }
@@ -1015,6 +1025,25 @@ mod tests {
         let mut rest = vec![0u8; first.len() + second.len() - 1024];
         peer.read_exact(&mut rest).await.unwrap();
         assert_eq!(rest, [&first[1024..], &second[..]].concat());
+    }
+
+    #[tokio::test]
+    async fn a_lone_frame_waits_for_a_large_frame_the_writer_is_still_writing() {
+        let endpoint = Endpoint::new();
+        let (conn, mut peer) = over_pipe(&endpoint, 1024, Arc::default());
+        // Larger than the write buffer: the writer writes it past the buffer, which stays empty.
+        let large = Bytes::from((0..WRITE_BUFFER * 3).map(|i| (i % 251) as u8).collect::<Vec<_>>());
+        let small = Bytes::from_static(&[0, 0, 0, 3, 2, 0xac, 0x02]);
+        conn.inner.try_send(large.clone()).unwrap();
+        // Once the writer has filled the pipe, some room is made: the writer is mid-frame.
+        let mut start = vec![0u8; 100];
+        peer.read_exact(&mut start).await.unwrap();
+        conn.inner.try_send(small.clone()).unwrap();
+        let mut rest = vec![0u8; large.len() + small.len() - start.len()];
+        peer.read_exact(&mut rest).await.unwrap();
+        start.extend_from_slice(&rest);
+        assert!(start[..large.len()] == large[..], "the large frame arrived whole, first");
+        assert_eq!(start[large.len()..], small[..]);
     }
 
     const NOTHING: rmi_core::OpId = rmi_core::OpId::from_name("nothing");
