@@ -375,8 +375,9 @@ impl ConnInner {
     /// Writes a frame straight to the stream, from the task that made it, if the frame is the
     /// only one to write: no other call is under way on the connection and the reader has no
     /// further frames in hand (so no other frame is about to join it in a batch), the writer's
-    /// queue is empty, its buffer is empty and no one else holds the stream. That saves the hand-off to the writer task, twice per round trip
-    /// when calls go one at a time. Returns whether the frame was taken.
+    /// queue is empty, it is not in the middle of a batch, and no one else holds the stream. That
+    /// saves the hand-off to the writer task, twice per round trip when calls go one at a time.
+    /// Returns whether the frame was taken.
     ///
     /// Acknowledgements owed go along in the same write. What the stream does not take at once
     /// stays in the buffer for the writer, which is woken to write it.
